@@ -1,0 +1,3 @@
+//! The self-contained demo mesh: a throwaway PKI and one loopback server per failure class.
+
+pub mod pki;

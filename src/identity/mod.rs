@@ -1,0 +1,3 @@
+//! The agent's own identity: certificate chain, private key and trust bundle.
+
+pub mod spiffe;

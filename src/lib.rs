@@ -1,0 +1,16 @@
+//! `mtls-prober`: synthetic mTLS connectivity probes for service meshes.
+//!
+//! A probe walks `resolve → connect → tls → certificate → identity → request`, stops at
+//! the first failing layer and reports it with a closed `stage`/`reason` pair (SPEC §5)
+//! plus a free-text detail naming the concrete values. The agent schedules probes over
+//! a matrix of edges and exports the results to Prometheus.
+//!
+//! Module map (walls: `identity` never imports `probe`; `tls` never parses TOML;
+//! `classify` never does I/O; `metrics` only reads probe reports):
+//! - [`classify`]: the taxonomy and the pure error → reason mapping;
+//! - [`demo`]: the in-memory PKI and the loopback mesh of broken peers.
+
+pub mod classify;
+pub mod config;
+pub mod demo;
+pub mod identity;

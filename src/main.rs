@@ -1,0 +1,3 @@
+//! The `mtls-prober` binary.
+
+fn main() {}
