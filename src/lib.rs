@@ -11,6 +11,12 @@
 //! - [`demo`]: the in-memory PKI and the loopback mesh of broken peers.
 
 pub mod classify;
+pub mod cli;
+pub mod clock;
+pub mod cmd;
 pub mod config;
 pub mod demo;
 pub mod identity;
+pub mod probe;
+pub mod report;
+pub mod tls;

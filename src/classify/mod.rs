@@ -291,6 +291,10 @@ pub struct Failure {
     pub reason: Reason,
     /// Goes to JSON, logs and the status page; never to a label, never key material.
     pub detail: String,
+    /// The peer actively refused us after the TCP connect: it sent a TLS alert, closed
+    /// or reset, or answered 403 (or "TLS required"). This is what `expect = "reject"`
+    /// wants to see; timeouts and our own verification failures are not refusals.
+    pub refused_by_peer: bool,
 }
 
 impl Failure {
@@ -299,6 +303,15 @@ impl Failure {
         Self {
             reason,
             detail: detail.into(),
+            refused_by_peer: false,
+        }
+    }
+
+    /// A failure that is the peer refusing us (see [`Failure::refused_by_peer`]).
+    pub fn refusal(reason: Reason, detail: impl Into<String>) -> Self {
+        Self {
+            refused_by_peer: true,
+            ..Self::new(reason, detail)
         }
     }
 

@@ -1,0 +1,146 @@
+//! The command line (SPEC §2): clap derive only, no logic.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Synthetic mTLS connectivity prober for service meshes.
+#[derive(Debug, Parser)]
+#[command(name = "mtls-prober", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: schedule probes, serve /metrics, the API and the status page.
+    Run(RunArgs),
+    /// Probe configured targets (or one address) once and print a per-layer report.
+    Probe(ProbeArgs),
+    /// Validate the config and the identity files; never contacts a target.
+    Check(CheckArgs),
+    /// The migration watch: probe the whole matrix for a duration, then report.
+    Watch(WatchArgs),
+    /// Start a self-contained local mesh with healthy and broken services and probe it.
+    Demo(DemoArgs),
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file.
+    #[arg(long, default_value = "probes.toml")]
+    pub config: PathBuf,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file.
+    #[arg(long, default_value = "probes.toml")]
+    pub config: PathBuf,
+}
+
+/// Output format of `probe`.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, ValueEnum)]
+pub enum Output {
+    /// One block per edge, one line per layer.
+    #[default]
+    Text,
+    /// One JSON object per line, per edge (SPEC §8).
+    Json,
+}
+
+/// Probe mode for ad-hoc probes.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, ValueEnum)]
+pub enum ModeArg {
+    /// TLS with our client certificate.
+    Mtls,
+    /// TLS without a client certificate.
+    Tls,
+    /// Plain TCP (and HTTP with --http-path).
+    Plaintext,
+}
+
+/// `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Probe this `host:port` without a config file.
+    #[arg(value_name = "ADDRESS", conflicts_with_all = ["config", "target"])]
+    pub address: Option<String>,
+    /// Probe the targets of this config file.
+    #[arg(long, required_unless_present = "address")]
+    pub config: Option<PathBuf>,
+    /// Only these targets (repeatable); default: all.
+    #[arg(long = "target", value_name = "NAME", requires = "config")]
+    pub target: Vec<String>,
+    /// Ad hoc: mode (default: mtls when --cert is given, else tls).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Ad hoc: our certificate chain (PEM).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Ad hoc: our private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Ad hoc: the trust bundle to verify the peer (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Ad hoc: the SPIFFE ID the peer must present.
+    #[arg(long, conflicts_with_all = ["trust_domain", "server_name"])]
+    pub spiffe_id: Option<String>,
+    /// Ad hoc: the trust domain the peer's SPIFFE ID must be in.
+    #[arg(long, conflicts_with = "server_name")]
+    pub trust_domain: Option<String>,
+    /// Ad hoc: SNI and the DNS name the peer's certificate must carry.
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Ad hoc: also send `GET <path>` and check the status (200-399).
+    #[arg(long)]
+    pub http_path: Option<String>,
+    /// Ad hoc: do not verify the peer's chain or identity (still shows it).
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+    /// Ad hoc: whole-probe timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The config file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// How long to watch.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
+    pub duration: Duration,
+    /// Every edge must pass at least this fraction of its probes.
+    #[arg(long, default_value_t = 0.999)]
+    pub min_success_ratio: f64,
+    /// Write the report here: `.json` for JSON, `.md` for Markdown (repeatable).
+    #[arg(long)]
+    pub report: Vec<PathBuf>,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the agent serves its status page and metrics.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Exit after this long (default: until Ctrl-C).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Run the watch view over the demo mesh instead of the agent.
+    #[arg(long)]
+    pub watch: bool,
+}

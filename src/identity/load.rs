@@ -1,0 +1,363 @@
+//! Loading the agent's identity files: the trust bundle and the client certificate/key.
+//!
+//! Everything is parsed and checked completely before it is handed out, so a reload can
+//! keep the previous identity when the new files are broken. Errors name the file and
+//! what was wrong; they never include key material (only lengths and labels).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor, UnixTime};
+use sha2::{Digest, Sha256};
+
+use super::spiffe::SpiffeId;
+use crate::tls::peer::{CertSummary, hex};
+
+/// A problem with one of the identity files.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct IdentityError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// What is wrong with it, and what was expected.
+    pub problem: String,
+}
+
+impl IdentityError {
+    fn new(file: &Path, problem: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.problem)
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+/// A root in the trust bundle, with what is needed to name it in reports.
+#[derive(Debug)]
+pub struct Root {
+    /// The certificate as given.
+    pub der: CertificateDer<'static>,
+    /// SHA-256 of the DER, lowercase hex: the `root_sha256` label value.
+    pub sha256: String,
+    /// Its subject, RFC 4514 style.
+    pub subject: String,
+    subject_raw: Vec<u8>,
+    anchor: TrustAnchor<'static>,
+}
+
+/// The CA bundle used to verify peers (and our own chain).
+#[derive(Debug)]
+pub struct TrustBundle {
+    /// The file it came from.
+    pub file: PathBuf,
+    roots: Vec<Root>,
+    anchors: Vec<TrustAnchor<'static>>,
+    /// SHA-256 over the file content, to detect changes.
+    pub content_sha256: [u8; 32],
+}
+
+impl TrustBundle {
+    /// Reads and parses a PEM bundle of one or more CA certificates.
+    pub fn load(file: &Path) -> Result<Self, IdentityError> {
+        let bytes = read(file)?;
+        Self::from_pem(file, &bytes)
+    }
+
+    /// Parses a PEM bundle already in memory; `file` names it in errors.
+    pub fn from_pem(file: &Path, bytes: &[u8]) -> Result<Self, IdentityError> {
+        let certs = parse_certs(file, bytes, "a PEM trust bundle (one or more CERTIFICATE blocks)")?;
+        Self::from_certs(file, certs, sha256(bytes))
+    }
+
+    /// A bundle from DER certificates (tests, the demo).
+    pub fn from_certs(
+        file: &Path,
+        certs: Vec<CertificateDer<'static>>,
+        content_sha256: [u8; 32],
+    ) -> Result<Self, IdentityError> {
+        let mut roots = Vec::with_capacity(certs.len());
+        for (i, der) in certs.into_iter().enumerate() {
+            let anchor = webpki::anchor_from_trusted_cert(&der)
+                .map_err(|e| {
+                    IdentityError::new(
+                        file,
+                        format!("certificate #{} is not a usable CA certificate: {e}", i + 1),
+                    )
+                })?
+                .to_owned();
+            let summary = CertSummary::parse(&der).map_err(|e| {
+                IdentityError::new(file, format!("certificate #{} cannot be parsed: {e}", i + 1))
+            })?;
+            roots.push(Root {
+                sha256: hex(&sha256(&der)),
+                der,
+                subject: summary.subject,
+                subject_raw: summary.subject_raw,
+                anchor,
+            });
+        }
+        let anchors = roots.iter().map(|r| r.anchor.clone()).collect();
+        Ok(Self {
+            file: file.to_owned(),
+            roots,
+            anchors,
+            content_sha256,
+        })
+    }
+
+    /// The trust anchors, for webpki.
+    pub fn anchors(&self) -> &[TrustAnchor<'static>] {
+        &self.anchors
+    }
+
+    /// The roots in file order.
+    pub fn roots(&self) -> &[Root] {
+        &self.roots
+    }
+
+    /// The root a verified path ended at.
+    pub fn root_for_anchor(&self, anchor: &TrustAnchor<'_>) -> Option<&Root> {
+        self.roots.iter().find(|r| {
+            r.anchor.subject == anchor.subject
+                && r.anchor.subject_public_key_info == anchor.subject_public_key_info
+        })
+    }
+
+    /// A root whose subject is `issuer_der` (raw DER of a Name), for naming the root an
+    /// unverified chain would have reached.
+    pub fn root_by_subject(&self, issuer_der: &[u8]) -> Option<&Root> {
+        self.roots.iter().find(|r| r.subject_raw == issuer_der)
+    }
+
+    /// Subjects of all roots, for details like "issuer X not found in bundle [A, B]".
+    pub fn subjects(&self) -> Vec<&str> {
+        self.roots.iter().map(|r| r.subject.as_str()).collect()
+    }
+}
+
+/// The agent's own client identity: certificate chain and key, checked against the bundle.
+pub struct ClientIdentity {
+    /// For rustls: chain + signing key.
+    pub certified_key: Arc<CertifiedKey>,
+    /// The leaf's fields.
+    pub leaf: CertSummary,
+    /// The leaf's SPIFFE ID, if it has one.
+    pub spiffe_id: Option<SpiffeId>,
+    /// SHA-256 over cert file + key file, to detect changes without keeping key bytes.
+    pub content_sha256: [u8; 32],
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key: only what identifies the certificate.
+        f.debug_struct("ClientIdentity")
+            .field("subject", &self.leaf.subject)
+            .field("serial", &self.leaf.serial)
+            .field("spiffe_id", &self.spiffe_id)
+            .field("not_after", &self.leaf.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// Reads the cert chain and key, checks that they match, that the chain reaches
+    /// `bundle` for client authentication, and that it is valid at `now`.
+    pub fn load(
+        cert_file: &Path,
+        key_file: &Path,
+        bundle: &TrustBundle,
+        provider: &CryptoProvider,
+        now: SystemTime,
+    ) -> Result<Self, IdentityError> {
+        let cert_bytes = read(cert_file)?;
+        let key_bytes = read(key_file)?;
+        let chain = parse_certs(
+            cert_file,
+            &cert_bytes,
+            "a PEM certificate chain, leaf first (CERTIFICATE blocks)",
+        )?;
+        let key = parse_key(key_file, &key_bytes)?;
+        let mut hasher = Sha256::new();
+        hasher.update(&cert_bytes);
+        hasher.update(&key_bytes);
+        let content_sha256 = hasher.finalize().into();
+        Self::from_parts(cert_file, key_file, chain, key, bundle, provider, now, content_sha256)
+    }
+
+    /// Builds an identity from parsed parts (tests, the demo); same checks as [`Self::load`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        cert_file: &Path,
+        key_file: &Path,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        bundle: &TrustBundle,
+        provider: &CryptoProvider,
+        now: SystemTime,
+        content_sha256: [u8; 32],
+    ) -> Result<Self, IdentityError> {
+        let leaf = CertSummary::parse(&chain[0]).map_err(|e| {
+            IdentityError::new(cert_file, format!("the first certificate cannot be parsed: {e}"))
+        })?;
+        let certified_key = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+            let problem = match e {
+                rustls::Error::InconsistentKeys(_) => format!(
+                    "the private key does not match the certificate in {} (subject {}, serial {})",
+                    cert_file.display(),
+                    leaf.subject_or_san(),
+                    leaf.serial
+                ),
+                // Only the error kind: rustls' key errors carry no key bytes, but keep it
+                // to a fixed vocabulary anyway.
+                _ => "the private key cannot be used for signing (unsupported algorithm or \
+                      malformed key)"
+                    .to_owned(),
+            };
+            IdentityError::new(key_file, problem)
+        })?;
+        let spiffe_id = leaf.spiffe_id.as_deref().map(str::parse).transpose().map_err(
+            |e: super::spiffe::SpiffeError| {
+                IdentityError::new(cert_file, format!("the URI SAN is not a valid SPIFFE ID: {e}"))
+            },
+        )?;
+        check_validity(cert_file, &leaf, now)?;
+        verify_own_chain(cert_file, &certified_key.cert, bundle, provider, now)?;
+        Ok(Self {
+            certified_key: Arc::new(certified_key),
+            leaf,
+            spiffe_id,
+            content_sha256,
+        })
+    }
+}
+
+fn check_validity(file: &Path, leaf: &CertSummary, now: SystemTime) -> Result<(), IdentityError> {
+    if now > leaf.not_after {
+        return Err(IdentityError::new(
+            file,
+            format!(
+                "the certificate expired: not_after {} is before the local clock {}",
+                rfc3339(leaf.not_after),
+                rfc3339(now)
+            ),
+        ));
+    }
+    if now < leaf.not_before {
+        return Err(IdentityError::new(
+            file,
+            format!(
+                "the certificate is not yet valid: not_before {} is after the local clock {}",
+                rfc3339(leaf.not_before),
+                rfc3339(now)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn verify_own_chain(
+    file: &Path,
+    chain: &[CertificateDer<'static>],
+    bundle: &TrustBundle,
+    provider: &CryptoProvider,
+    now: SystemTime,
+) -> Result<(), IdentityError> {
+    let ee = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
+        IdentityError::new(file, format!("the leaf certificate is malformed: {e}"))
+    })?;
+    let now = UnixTime::since_unix_epoch(
+        now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+    );
+    ee.verify_for_usage(
+        provider.signature_verification_algorithms.all,
+        bundle.anchors(),
+        &chain[1..],
+        now,
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        let issuer = CertSummary::parse(chain.last().unwrap_or(&chain[0]))
+            .map(|s| s.issuer)
+            .unwrap_or_default();
+        IdentityError::new(
+            file,
+            format!(
+                "the chain does not verify against the trust bundle {} for client \
+                 authentication: {e} (chain ends at issuer \"{issuer}\"; bundle roots: {})",
+                bundle.file.display(),
+                bundle.subjects().join("; ")
+            ),
+        )
+    })
+}
+
+fn read(file: &Path) -> Result<Vec<u8>, IdentityError> {
+    std::fs::read(file).map_err(|e| IdentityError::new(file, format!("cannot read: {e}")))
+}
+
+fn parse_certs(
+    file: &Path,
+    bytes: &[u8],
+    expected: &str,
+) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IdentityError::new(file, format!("expected {expected}: {}", pem_error(&e))))?;
+    if certs.is_empty() {
+        return Err(IdentityError::new(
+            file,
+            format!("expected {expected}, found no CERTIFICATE block"),
+        ));
+    }
+    Ok(certs)
+}
+
+fn parse_key(file: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, IdentityError> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| {
+        IdentityError::new(
+            file,
+            format!(
+                "expected a PEM private key (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY): {}",
+                pem_error(&e)
+            ),
+        )
+    })
+}
+
+/// Describes a PEM error without echoing file content (a key file's bytes are secret).
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        pem::Error::NoItemsFound => "no matching PEM block found".into(),
+        pem::Error::MissingSectionEnd { .. } => "a PEM block has no END line".into(),
+        pem::Error::IllegalSectionStart { line } => {
+            format!("malformed BEGIN line ({} bytes)", line.len())
+        }
+        pem::Error::Base64Decode(_) => "a PEM block is not valid base64".into(),
+        pem::Error::Io(e) => format!("read error: {e}"),
+        _ => "malformed PEM".into(),
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// RFC 3339 with seconds, UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

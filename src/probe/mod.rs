@@ -1,0 +1,458 @@
+//! One probe: `resolve → connect → tls → certificate → identity → request`, then
+//! `expect`. Stops at the first failing layer; every stage is bounded by the probe's
+//! deadline and reports its own timeout reason.
+//!
+//! [`Prober::prepare`] builds what a target needs once (its rustls `ClientConfig`);
+//! [`Prober::run`] is the per-probe hot path and returns a [`ProbeReport`] — data only.
+
+mod expect;
+mod request;
+pub mod resolve;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::ClientConfig;
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::ServerName;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::classify::net::{connect_failure, connect_timeout, human_ms, resolve_timeout};
+use crate::classify::tls::{HandshakeContext, handshake_failure};
+use crate::classify::{Failure, Reason};
+use crate::clock::{Clock, RustlsTime};
+use crate::config::{HttpCheck, Mode, PeerExpectation, StatusSet, Target, TlsVersion};
+pub use crate::identity::Credentials;
+use crate::identity::load::{TrustBundle, rfc3339};
+use crate::report::{ProbeReport, Timings, TlsInfo};
+use crate::tls::capture::{CaptureSlot, Sniff};
+use crate::tls::client::client_config;
+use crate::tls::peer::PeerInfo;
+pub use resolve::Resolver;
+
+/// Runs probes. Cheap to clone; shared by every edge.
+#[derive(Clone, Debug)]
+pub struct Prober {
+    provider: Arc<CryptoProvider>,
+    resolver: Resolver,
+    clock: Arc<dyn Clock>,
+}
+
+/// A target with everything built that does not change between probes.
+#[derive(Debug)]
+pub struct PreparedTarget {
+    /// The target.
+    pub target: Arc<Target>,
+    setup: Setup,
+    versions_text: String,
+    alpn_text: String,
+}
+
+#[derive(Debug)]
+enum Setup {
+    Plaintext,
+    Tls {
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+        /// Our certificate's `not_after` (mtls), checked before every probe.
+        identity_not_after: Option<SystemTime>,
+        bundle: Option<Arc<TrustBundle>>,
+    },
+    Unavailable(Failure),
+}
+
+/// The request used when a plaintext probe must be refused but has no `[http]`: a
+/// silent TCP connection would prove nothing either way.
+fn default_http() -> HttpCheck {
+    HttpCheck {
+        method: "GET".into(),
+        path: "/".into(),
+        expect_status: StatusSet::default_success(),
+        headers: Vec::new(),
+        max_body_bytes: 64 * 1024,
+    }
+}
+
+impl Prober {
+    /// A prober with the aws-lc-rs provider.
+    pub fn new(resolver: Resolver, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            resolver,
+            clock,
+        }
+    }
+
+    /// The crypto provider (shared with identity loading).
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Builds a target's TLS configuration from the current credentials.
+    pub fn prepare(&self, target: Arc<Target>, creds: &Credentials) -> PreparedTarget {
+        let versions_text = target
+            .tls_versions
+            .iter()
+            .map(|v| match v {
+                TlsVersion::V1_2 => "1.2",
+                TlsVersion::V1_3 => "1.3",
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let alpn_text = target.alpn.join(", ");
+        let setup = self.setup(&target, creds);
+        PreparedTarget {
+            target,
+            setup,
+            versions_text,
+            alpn_text,
+        }
+    }
+
+    fn setup(&self, target: &Target, creds: &Credentials) -> Setup {
+        if target.mode == Mode::Plaintext {
+            return Setup::Plaintext;
+        }
+        let insecure = target.peer == PeerExpectation::Insecure;
+        let bundle = match (&creds.bundle, insecure) {
+            (Ok(b), _) => Some(b.clone()),
+            (Err(_), true) => None,
+            (Err(e), false) => {
+                return Setup::Unavailable(Failure::new(
+                    Reason::IdentityUnavailable,
+                    format!("the trust bundle is unavailable, the target was not contacted: {e}"),
+                ));
+            }
+        };
+        let (key, identity_not_after) = match (target.mode, &creds.client) {
+            (Mode::Mtls, Ok(id)) => (Some(id.certified_key.clone()), Some(id.leaf.not_after)),
+            (Mode::Mtls, Err(e)) => {
+                return Setup::Unavailable(Failure::new(
+                    Reason::IdentityUnavailable,
+                    format!(
+                        "our client certificate is unavailable, the target was not contacted: {e}"
+                    ),
+                ));
+            }
+            _ => (None, None),
+        };
+        let server_name = match ServerName::try_from(target.server_name.clone()) {
+            Ok(n) => n,
+            Err(e) => {
+                return Setup::Unavailable(Failure::new(
+                    Reason::HandshakeError,
+                    format!("invalid server name {:?}: {e}", target.server_name),
+                ));
+            }
+        };
+        let time = Arc::new(RustlsTime(self.clock.clone()));
+        match client_config(target, bundle.clone(), key, &self.provider, time) {
+            Ok(config) => Setup::Tls {
+                config,
+                server_name,
+                identity_not_after,
+                bundle,
+            },
+            Err(e) => Setup::Unavailable(Failure::new(
+                Reason::HandshakeError,
+                format!("cannot build the TLS client configuration: {e}"),
+            )),
+        }
+    }
+
+    /// Runs one probe of a prepared target.
+    pub async fn run(&self, prepared: &PreparedTarget, source: &str) -> ProbeReport {
+        let target = &prepared.target;
+        let started = Instant::now();
+        let deadline = started + target.timeout;
+        let mut run = Run {
+            report: ProbeReport {
+                source: source.to_owned(),
+                target: target.name.clone(),
+                address: target.address.to_string(),
+                mode: target.mode,
+                expect: target.expect,
+                ok: false,
+                stage: None,
+                reason: None,
+                detail: None,
+                hint: None,
+                timings_ms: Timings::default(),
+                tls: None,
+                peer: None,
+                http: None,
+                at: rfc3339(self.clock.now()),
+            },
+            started,
+            deadline,
+            connected: false,
+        };
+        let outcome = self.walk(prepared, &mut run).await;
+        let (ok, failure, detail) = expect::apply(target, &run, outcome);
+        run.report.ok = ok;
+        run.report.timings_ms.total = ms(started.elapsed());
+        if let Some(f) = failure {
+            run.report.stage = Some(f.reason.stage());
+            run.report.reason = Some(f.reason);
+            run.report.hint = Some(f.reason.hint());
+            run.report.detail = Some(f.detail);
+        } else {
+            run.report.detail = detail;
+        }
+        run.report
+    }
+
+    async fn walk(&self, prepared: &PreparedTarget, run: &mut Run) -> Result<(), Failure> {
+        let target = &prepared.target;
+        if let Setup::Unavailable(f) = &prepared.setup {
+            return Err(f.clone());
+        }
+        if let Setup::Tls {
+            identity_not_after: Some(not_after),
+            ..
+        } = &prepared.setup
+        {
+            let now = self.clock.now();
+            if now > *not_after {
+                return Err(Failure::new(
+                    Reason::IdentityUnavailable,
+                    format!(
+                        "our client certificate expired at {} (local clock {}); the target was \
+                         not contacted",
+                        rfc3339(*not_after),
+                        rfc3339(now)
+                    ),
+                ));
+            }
+        }
+
+        let t = Instant::now();
+        let host = &target.address.host;
+        let addrs = match timeout_at(run.deadline, self.resolver.lookup(host)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(resolve_timeout(host, target.timeout)),
+        };
+        run.report.timings_ms.resolve = Some(ms(t.elapsed()));
+
+        let t = Instant::now();
+        let (tcp, addr) = connect(&addrs, target.address.port, run.deadline).await?;
+        run.report.timings_ms.connect = Some(ms(t.elapsed()));
+        run.report.address = addr.to_string();
+        run.connected = true;
+
+        let wire = CaptureSlot::default();
+        let tcp = Sniff::new(tcp, wire.clone());
+        match &prepared.setup {
+            Setup::Plaintext => {
+                let http = match (&target.http, target.expect) {
+                    (Some(h), _) => Some(h.clone()),
+                    (None, crate::config::Expect::Reject) => Some(default_http()),
+                    (None, crate::config::Expect::Success) => None,
+                };
+                match http {
+                    Some(http) => {
+                        let hs = HandshakeContext {
+                            cert_requested: false,
+                            cert_sent: false,
+                            first_bytes: &[],
+                            bytes_read: 0,
+                            offered_versions: "",
+                            offered_alpn: "",
+                            after_handshake: true,
+                        };
+                        request::exchange(tcp, false, target, &http, run, &wire, hs, false).await
+                    }
+                    None => Ok(()),
+                }
+            }
+            Setup::Tls {
+                config,
+                server_name,
+                bundle,
+                ..
+            } => {
+                self.tls_and_request(prepared, config, server_name, bundle.as_deref(), tcp, &wire, run)
+                    .await
+            }
+            Setup::Unavailable(f) => Err(f.clone()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn tls_and_request(
+        &self,
+        prepared: &PreparedTarget,
+        config: &Arc<ClientConfig>,
+        server_name: &ServerName<'static>,
+        bundle: Option<&TrustBundle>,
+        tcp: Sniff<TcpStream>,
+        wire: &CaptureSlot,
+        run: &mut Run,
+    ) -> Result<(), Failure> {
+        let target = &prepared.target;
+        let t = Instant::now();
+        let connector = TlsConnector::from(config.clone());
+        let handshake = wire.scope(connector.connect(server_name.clone(), tcp).into_fallible());
+        let result = timeout_at(run.deadline, handshake).await;
+        let hs_elapsed = t.elapsed();
+        run.report.timings_ms.tls = Some(ms(hs_elapsed));
+        // The peer's certificate is reported whether or not it verified.
+        {
+            let c = wire.lock();
+            if let Some(chain) = &c.chain {
+                run.report.peer = PeerInfo::from_chain(chain, c.verified_root.as_deref(), bundle);
+            }
+        }
+        let mut stream = match result {
+            Err(_) => {
+                let read = wire.lock().bytes_read;
+                return Err(Failure::new(
+                    Reason::HandshakeTimeout,
+                    format!(
+                        "the TLS handshake did not finish within {} ({read} bytes received from the \
+                         peer)",
+                        human_ms(target.timeout)
+                    ),
+                ));
+            }
+            Ok(Err((err, _io))) => {
+                let c = wire.lock();
+                if let Some(v) = &c.verdict {
+                    return Err(v.clone());
+                }
+                return Err(handshake_failure(&err, &prepared.context(&c, false)));
+            }
+            Ok(Ok(stream)) => stream,
+        };
+        run.report.tls = Some(tls_info(&stream));
+        let h2 = run.report.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some("h2");
+
+        match &target.http {
+            Some(http) => {
+                let (requested, sent) = {
+                    let c = wire.lock();
+                    (c.cert_requested, c.cert_sent)
+                };
+                let hs = HandshakeContext {
+                    cert_requested: requested,
+                    cert_sent: sent,
+                    first_bytes: &[],
+                    bytes_read: 0,
+                    offered_versions: &prepared.versions_text,
+                    offered_alpn: &prepared.alpn_text,
+                    after_handshake: true,
+                };
+                let app = CaptureSlot::default();
+                let io = Sniff::new(stream, app.clone());
+                request::exchange(io, h2, target, http, run, &app, hs, true).await
+            }
+            None => {
+                // TLS 1.3 servers refuse a client certificate after our Finished: the
+                // alert arrives on the first read. Wait briefly for it, scaled to the
+                // handshake's round trips so slow links get the same chance as loopback.
+                let wait = (hs_elapsed * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+                let until = (Instant::now() + wait).min(run.deadline);
+                let mut buf = [0u8; 1];
+                let t = Instant::now();
+                let read = timeout_at(until, stream.read(&mut buf)).await;
+                let total = run.report.timings_ms.tls.unwrap_or(0.0) + ms(t.elapsed());
+                run.report.timings_ms.tls = Some(total);
+                match read {
+                    Err(_) | Ok(Ok(1..)) => Ok(()),
+                    Ok(Ok(0)) => Err(Failure::refusal(
+                        Reason::ConnectionClosed,
+                        "the peer closed the connection right after the TLS handshake without \
+                         an alert (a TCP-level authorization deny, or a TLS 1.3 server refusing \
+                         our certificate silently)",
+                    )),
+                    Ok(Err(e)) => {
+                        let c = wire.lock();
+                        let ctx = prepared.context(&c, true);
+                        Err(handshake_failure(&e, &HandshakeContext { first_bytes: &[], ..ctx }))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl PreparedTarget {
+    fn context<'a>(&'a self, c: &'a crate::tls::capture::Capture, after: bool) -> HandshakeContext<'a> {
+        HandshakeContext {
+            cert_requested: c.cert_requested,
+            cert_sent: c.cert_sent,
+            first_bytes: &c.first_bytes,
+            bytes_read: c.bytes_read,
+            offered_versions: &self.versions_text,
+            offered_alpn: &self.alpn_text,
+            after_handshake: after,
+        }
+    }
+}
+
+/// Mutable state of one probe while it walks the layers.
+struct Run {
+    report: ProbeReport,
+    #[allow(dead_code)]
+    started: Instant,
+    deadline: Instant,
+    /// The TCP connect succeeded (a refusal after this proves something).
+    connected: bool,
+}
+
+async fn connect(
+    addrs: &[IpAddr],
+    port: u16,
+    deadline: Instant,
+) -> Result<(TcpStream, SocketAddr), Failure> {
+    let mut last = None;
+    for ip in addrs {
+        let addr = SocketAddr::new(*ip, port);
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                // Probes send one small request; Nagle would only add latency.
+                let _ = s.set_nodelay(true);
+                return Ok((s, addr));
+            }
+            Ok(Err(e)) => last = Some(connect_failure(&addr.to_string(), &e)),
+            Err(_) => {
+                return Err(connect_timeout(
+                    &addr.to_string(),
+                    deadline.saturating_duration_since(Instant::now()),
+                ));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Failure::new(Reason::DnsNotFound, "no addresses to connect to")))
+}
+
+fn tls_info(stream: &TlsStream<Sniff<TcpStream>>) -> TlsInfo {
+    let (_, conn) = stream.get_ref();
+    TlsInfo {
+        version: conn
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown"),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown"),
+        alpn: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}

@@ -1,0 +1,348 @@
+//! The request stage: one HTTP/1.1 or h2 request (h2 when ALPN chose it), the response
+//! head, and a body read up to `max_body_bytes`. The connection is driven in the
+//! probe's own task (no spawned connection task), so dropping the probe drops it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::future::Future;
+
+use bytes::Bytes;
+use http::header::{HOST, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, timeout_at};
+
+use super::{Run, ms};
+use crate::classify::http::{BODY_PREFIX_LEN, ResponseView, classify_response, response_refusal};
+use crate::classify::net::human_ms;
+use crate::classify::tls::{
+    HandshakeContext, escape_bytes, find_io_error, find_rustls_error, is_tls_alert_record,
+    rustls_failure,
+};
+use crate::classify::{Failure, Reason};
+use crate::config::{HttpCheck, Target};
+use crate::report::HttpInfo;
+use crate::tls::capture::CaptureSlot;
+
+/// Largest response head hyper will buffer (HTTP/1.1) or accept (h2 header list).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How far the response got, readable after a timeout dropped the exchange.
+#[derive(Default)]
+struct Progress {
+    head: AtomicBool,
+    body_bytes: AtomicU64,
+}
+
+/// Sends the request over `io` and classifies the answer.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn exchange<IO>(
+    io: IO,
+    h2: bool,
+    target: &Target,
+    http: &HttpCheck,
+    run: &mut Run,
+    app: &CaptureSlot,
+    hs: HandshakeContext<'_>,
+    tls: bool,
+) -> Result<(), Failure>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let started = Instant::now();
+    let progress = Progress::default();
+    let request = build_request(target, http, h2, tls)?;
+    let result = timeout_at(
+        run.deadline,
+        send(TokioIo::new(io), h2, request, http.max_body_bytes, &progress),
+    )
+    .await;
+    run.report.timings_ms.request = Some(ms(started.elapsed()));
+    let response = match result {
+        Err(_) => {
+            let received = app.lock().bytes_read;
+            return Err(Failure::new(
+                Reason::RequestTimeout,
+                if progress.head.load(Ordering::Relaxed) {
+                    format!(
+                        "the response body did not complete within {} ({} body bytes received)",
+                        human_ms(target.timeout),
+                        progress.body_bytes.load(Ordering::Relaxed)
+                    )
+                } else {
+                    format!(
+                        "no complete response head within {} ({received} bytes received)",
+                        human_ms(target.timeout)
+                    )
+                },
+            ));
+        }
+        Ok(Err(e)) => return Err(error_failure(e, app, &hs, tls)),
+        Ok(Ok(r)) => r,
+    };
+    run.report.http = Some(HttpInfo {
+        status: response.status,
+        server: response
+            .headers
+            .get("server")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(64).collect()),
+    });
+    let view = ResponseView {
+        status: response.status,
+        headers: &response.headers,
+        body_prefix: &response.body_prefix,
+    };
+    classify_response(&view, &http.expect_status).map_err(|mut f| {
+        if let Some(refusal) = response_refusal(&view) {
+            f.refused_by_peer = true;
+            if !matches!(f.reason, Reason::RbacDenied) {
+                f.detail = format!("{} — {refusal}", f.detail);
+            }
+        }
+        f
+    })
+}
+
+struct Response {
+    status: u16,
+    headers: HeaderMap,
+    body_prefix: Vec<u8>,
+}
+
+enum ExchangeError {
+    Hyper(hyper::Error),
+    BodyTooLarge(usize),
+}
+
+async fn send<IO>(
+    io: TokioIo<IO>,
+    h2: bool,
+    request: Request<Empty<Bytes>>,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<Response, ExchangeError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if h2 {
+        let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .handshake(io)
+            .await
+            .map_err(ExchangeError::Hyper)?;
+        drive(conn, async move {
+            let resp = sender.send_request(request).await.map_err(ExchangeError::Hyper)?;
+            read(resp, max_body, progress).await
+        })
+        .await
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(MAX_HEAD_BYTES)
+            .handshake(io)
+            .await
+            .map_err(ExchangeError::Hyper)?;
+        drive(conn, async move {
+            let resp = sender.send_request(request).await.map_err(ExchangeError::Hyper)?;
+            read(resp, max_body, progress).await
+        })
+        .await
+    }
+}
+
+/// Polls the connection and the exchange together until the exchange finishes. If the
+/// connection ends first, the exchange still completes (with the data or error the
+/// connection left behind).
+async fn drive<C, F>(conn: C, exchange: F) -> Result<Response, ExchangeError>
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+    F: Future<Output = Result<Response, ExchangeError>>,
+{
+    tokio::pin!(conn);
+    tokio::pin!(exchange);
+    tokio::select! {
+        r = &mut exchange => r,
+        c = &mut conn => {
+            match c {
+                // The connection's own error is the more precise one (parse errors,
+                // resets); the exchange would only report "canceled".
+                Err(e) if !e.is_canceled() => {
+                    // Prefer a response that completed just before the error.
+                    match futures_poll_once(&mut exchange) {
+                        Some(Ok(r)) => Ok(r),
+                        _ => Err(ExchangeError::Hyper(e)),
+                    }
+                }
+                _ => exchange.await,
+            }
+        }
+    }
+}
+
+/// Polls a future once without waiting.
+fn futures_poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+async fn read(
+    resp: http::Response<Incoming>,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<Response, ExchangeError> {
+    progress.head.store(true, Ordering::Relaxed);
+    let (parts, mut body) = resp.into_parts();
+    let mut prefix = Vec::new();
+    let mut total: usize = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ExchangeError::Hyper)?;
+        if let Some(data) = frame.data_ref() {
+            total = total.saturating_add(data.len());
+            progress.body_bytes.store(total as u64, Ordering::Relaxed);
+            if total > max_body {
+                return Err(ExchangeError::BodyTooLarge(max_body));
+            }
+            let room = BODY_PREFIX_LEN.saturating_sub(prefix.len());
+            prefix.extend_from_slice(&data[..room.min(data.len())]);
+        }
+    }
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body_prefix: prefix,
+    })
+}
+
+fn build_request(
+    target: &Target,
+    http: &HttpCheck,
+    h2: bool,
+    tls: bool,
+) -> Result<Request<Empty<Bytes>>, Failure> {
+    let bad = |what: String| Failure::new(Reason::ProtocolError, format!("cannot build the request: {what}"));
+    let method = Method::from_bytes(http.method.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let default_port = if tls { 443 } else { 80 };
+    let host = if target.server_name.is_empty() {
+        &target.address.host
+    } else {
+        &target.server_name
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let mut authority = if target.address.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", target.address.port)
+    };
+    if let Some((_, v)) = http.headers.iter().find(|(k, _)| k == "host") {
+        authority.clone_from(v);
+    }
+    let uri = if h2 {
+        format!("https://{authority}{}", http.path)
+    } else {
+        http.path.clone()
+    };
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        if !h2 {
+            let v = HeaderValue::from_str(&authority).map_err(|e| bad(e.to_string()))?;
+            headers.insert(HOST, v);
+        }
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("mtls-prober/", env!("CARGO_PKG_VERSION"))),
+        );
+        for (k, v) in &http.headers {
+            if k == "host" {
+                continue;
+            }
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| bad(e.to_string()))?;
+            let value = HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?;
+            headers.insert(name, value);
+        }
+    }
+    builder
+        .body(Empty::new())
+        .map_err(|e| bad(e.to_string()))
+}
+
+fn error_failure(err: ExchangeError, app: &CaptureSlot, hs: &HandshakeContext<'_>, tls: bool) -> Failure {
+    let err = match err {
+        ExchangeError::BodyTooLarge(max) => {
+            return Failure::new(
+                Reason::ProtocolError,
+                format!("the response body exceeds max_body_bytes ({max}); cut off"),
+            );
+        }
+        ExchangeError::Hyper(e) => e,
+    };
+    // A TLS 1.3 server's refusal of our certificate arrives here, on the first read.
+    if let Some(r) = find_rustls_error(&err) {
+        return rustls_failure(r, hs);
+    }
+    let c = app.lock();
+    if !tls && is_tls_alert_record(&c.first_bytes) {
+        return Failure::refusal(
+            Reason::ProtocolError,
+            format!(
+                "the peer answered the plaintext request with a TLS alert record (\"{}\"): this \
+                 port speaks TLS",
+                escape_bytes(&c.first_bytes)
+            ),
+        );
+    }
+    if !tls && matches!(c.first_bytes.as_slice(), [22, 3, ..]) {
+        return Failure::refusal(
+            Reason::ProtocolError,
+            "the peer answered the plaintext request with a TLS handshake record: this port \
+             speaks TLS",
+        );
+    }
+    let text = err.to_string();
+    let io_kind = find_io_error(&err).map(std::io::Error::kind);
+    let closed = err.is_incomplete_message()
+        || err.is_closed()
+        || text.contains("GOAWAY")
+        || text.to_ascii_lowercase().contains("go away")
+        || matches!(
+            io_kind,
+            Some(
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        );
+    if closed && (c.bytes_read == 0 || text.contains("GOAWAY")) {
+        return Failure::refusal(
+            Reason::ConnectionClosed,
+            format!(
+                "the peer closed the connection {} without an HTTP response ({text})",
+                if tls { "after the TLS handshake" } else { "after connecting" }
+            ),
+        );
+    }
+    if err.is_incomplete_message() || closed {
+        return Failure::new(
+            Reason::ProtocolError,
+            format!(
+                "the response stopped half-way: the connection closed after {} bytes ({text})",
+                c.bytes_read
+            ),
+        );
+    }
+    let shown = &c.first_bytes[..c.first_bytes.len().min(24)];
+    Failure::new(
+        Reason::ProtocolError,
+        format!("malformed response: {text} (first bytes \"{}\")", escape_bytes(shown)),
+    )
+}

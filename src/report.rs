@@ -1,0 +1,205 @@
+//! The result of one probe (SPEC §8): data only. Metrics, JSON, the text report and the
+//! status page all render from it; the probe itself never touches Prometheus.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::classify::{Failure, Reason, Stage};
+use crate::config::{Expect, Mode};
+use crate::tls::peer::PeerInfo;
+
+/// One probe's outcome: the JSON object of SPEC §8 (fields are `null` where the probe
+/// did not get that far).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProbeReport {
+    /// The agent's source name.
+    pub source: String,
+    /// The target's name.
+    pub target: String,
+    /// The address connected to (`ip:port`), or the configured `host:port` before that.
+    pub address: String,
+    /// Probe mode.
+    pub mode: Mode,
+    /// Expected outcome.
+    pub expect: Expect,
+    /// Whether the probe passed (including a refusal that `expect = "reject"` wanted).
+    pub ok: bool,
+    /// The failing layer.
+    pub stage: Option<Stage>,
+    /// Why it failed (a closed set).
+    pub reason: Option<Reason>,
+    /// Free text naming the concrete values; for a passed `reject` probe, how the peer
+    /// refused.
+    pub detail: Option<String>,
+    /// The runbook's one-line hint for `reason`.
+    pub hint: Option<&'static str>,
+    /// Per-layer durations in milliseconds.
+    pub timings_ms: Timings,
+    /// The negotiated TLS parameters, once the handshake completed.
+    pub tls: Option<TlsInfo>,
+    /// The peer's certificate, whenever one was presented (also when it failed checks).
+    pub peer: Option<PeerInfo>,
+    /// The HTTP response, once one was received.
+    pub http: Option<HttpInfo>,
+    /// When the probe started, RFC 3339 UTC.
+    pub at: String,
+}
+
+/// Per-layer durations in milliseconds; `None` where the layer was not reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Name resolution (0 for IP literals).
+    pub resolve: Option<f64>,
+    /// TCP connect.
+    pub connect: Option<f64>,
+    /// TLS handshake (and the post-handshake read of TLS-only probes).
+    pub tls: Option<f64>,
+    /// HTTP request and response body.
+    pub request: Option<f64>,
+    /// The whole probe.
+    pub total: f64,
+}
+
+/// Negotiated TLS parameters. `version` and `cipher` are rustls' static names, a closed
+/// set, so they can be metric labels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TlsInfo {
+    /// e.g. `TLSv1_3`.
+    pub version: &'static str,
+    /// e.g. `TLS13_AES_128_GCM_SHA256`.
+    pub cipher: &'static str,
+    /// The negotiated ALPN protocol (one of the configured ones), if any.
+    pub alpn: Option<String>,
+}
+
+/// What the HTTP layer saw.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpInfo {
+    /// Status code.
+    pub status: u16,
+    /// The `server` header, if any (bounded).
+    pub server: Option<String>,
+}
+
+impl ProbeReport {
+    /// The failure, if the probe failed.
+    pub fn failure(&self) -> Option<Failure> {
+        let reason = self.reason?;
+        Some(Failure::new(reason, self.detail.clone().unwrap_or_default()))
+    }
+
+    /// Renders the layered, runbook-like text report of `mtls-prober probe`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let verdict = if self.ok { "PASS" } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "{verdict} {}  {}  mode={} expect={}  ({:.1} ms)",
+            self.target,
+            self.address,
+            self.mode.as_str(),
+            self.expect.as_str(),
+            self.timings_ms.total
+        );
+        let failed = if self.ok { None } else { self.stage };
+        let tls_applies = self.mode != Mode::Plaintext;
+        let rows: [(Stage, Option<f64>, String); 6] = [
+            (Stage::Resolve, self.timings_ms.resolve, self.address.clone()),
+            (Stage::Connect, self.timings_ms.connect, self.address.clone()),
+            (Stage::Tls, self.timings_ms.tls, self.tls_line()),
+            (Stage::Certificate, self.timings_ms.tls, self.cert_line()),
+            (Stage::Identity, self.timings_ms.tls, self.identity_line()),
+            (Stage::Request, self.timings_ms.request, self.http_line()),
+        ];
+        let mut stopped = false;
+        for (stage, time, essentials) in rows {
+            let skipped = !tls_applies
+                && matches!(stage, Stage::Tls | Stage::Certificate | Stage::Identity);
+            let line = if skipped {
+                format!("  -  {:<12} {:>9}  not used in plaintext mode", stage.as_str(), "")
+            } else if stopped {
+                format!("  ·  {:<12} {:>9}  not reached", stage.as_str(), "")
+            } else if failed == Some(stage) {
+                stopped = true;
+                format!("  ✗  {:<12} {:>9}  {}", stage.as_str(), ms(time), essentials)
+            } else if stage == Stage::Request && self.timings_ms.request.is_none() {
+                format!("  -  {:<12} {:>9}  no HTTP check configured", stage.as_str(), "")
+            } else {
+                let t = if matches!(stage, Stage::Certificate | Stage::Identity) {
+                    String::new()
+                } else {
+                    ms(time)
+                };
+                format!("  ✓  {:<12} {:>9}  {}", stage.as_str(), t, essentials)
+            };
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        if failed == Some(Stage::Expectation) || failed == Some(Stage::Local) {
+            let stage = failed.map(Stage::as_str).unwrap_or_default();
+            let _ = writeln!(out, "  ✗  {stage}");
+        }
+        if let (Some(reason), false) = (self.reason, self.ok) {
+            let _ = writeln!(out, "     {}/{}: {}", reason.stage(), reason, self.detail.as_deref().unwrap_or(""));
+            let _ = writeln!(out, "     hint: {}", reason.hint());
+            let _ = writeln!(out, "     runbook: {}", reason.runbook_anchor());
+        } else if let (true, Some(detail)) = (self.ok, &self.detail) {
+            let _ = writeln!(out, "     refused as expected: {detail}");
+        }
+        out
+    }
+
+    fn tls_line(&self) -> String {
+        match &self.tls {
+            Some(t) => format!(
+                "{} {}{}",
+                t.version,
+                t.cipher,
+                t.alpn.as_deref().map(|a| format!(" alpn={a}")).unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    }
+
+    fn cert_line(&self) -> String {
+        match &self.peer {
+            Some(p) => format!(
+                "chain of {}, serial {}, not_after {}{}",
+                p.chain_len,
+                p.serial,
+                p.not_after,
+                p.root_sha256
+                    .as_deref()
+                    .map(|r| format!(", root sha256 {}", &r[..r.len().min(16)]))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    }
+
+    fn identity_line(&self) -> String {
+        match &self.peer {
+            Some(p) => match &p.spiffe_id {
+                Some(id) => id.clone(),
+                None if !p.dns_sans.is_empty() => format!("DNS {}", p.dns_sans.join(", ")),
+                None => format!("subject \"{}\"", p.subject),
+            },
+            None => String::new(),
+        }
+    }
+
+    fn http_line(&self) -> String {
+        match &self.http {
+            Some(h) => format!(
+                "HTTP {}{}",
+                h.status,
+                h.server.as_deref().map(|s| format!(" server={s}")).unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+fn ms(t: Option<f64>) -> String {
+    t.map(|t| format!("{t:.1} ms")).unwrap_or_default()
+}

@@ -1,0 +1,7 @@
+//! TLS client side of a probe: per-target `ClientConfig`s, the peer verifier, and the
+//! per-probe capture of what happened during the handshake.
+
+pub mod capture;
+pub mod client;
+pub mod peer;
+pub mod verifier;
