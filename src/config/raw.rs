@@ -4,11 +4,11 @@
 //! Every struct denies unknown fields, so a typo is an error naming its key instead of a
 //! silently ignored setting. Scalars are read as strings, even numbers and booleans: the
 //! `config` crate converts TOML integers, floats and booleans (and typed environment
-//! values) to strings losslessly, and [`super::validate`] then parses each one itself,
+//! values) to strings losslessly, and the `validate` module then parses each one itself,
 //! so every message about a value says what was found and what was expected in the
 //! same words. Lists stay lists; the only map is `[target.http] headers`.
 //!
-//! [`read`] builds the tree with the `config` crate: the TOML text, then the
+//! `read` builds the tree with the `config` crate: the TOML text, then the
 //! `MTLS_PROBER_*` environment overrides on top.
 
 use std::collections::{BTreeMap, HashMap};

@@ -2008,6 +2008,22 @@ mod tests {
         assert!(e.problem.contains("MTLS_PROBER_TARGET[1]__TIMEOUT"), "{e}");
     }
 
+    /// config-rs 0.15 lowercases environment keys but not file keys: keys in the file
+    /// are case-sensitive (a wrong case is an unknown key), variable names are not.
+    #[test]
+    fn key_case() {
+        let (key, problem) = err_of("[Agent]\nlisten = \"0.0.0.0:1\"\n");
+        assert_eq!(key.as_deref(), Some("Agent"));
+        assert!(problem.starts_with("unknown key \"Agent\""), "{problem}");
+        let c = load_str(
+            "",
+            "x.toml",
+            &env(&[("mtls_prober_agent__LISTEN", "127.0.0.1:1")]),
+        )
+        .unwrap();
+        assert_eq!(c.agent.listen, "127.0.0.1:1".parse().unwrap());
+    }
+
     #[test]
     fn header_names_keep_no_case() {
         let text = format!(
