@@ -1,1 +1,314 @@
-//! stub
+//! The serde mirror of `probes.toml`: every table and key the file may contain, nothing
+//! checked beyond "is it there" (ripgrep's low-level args).
+//!
+//! Every struct denies unknown fields, so a typo is an error naming its key instead of a
+//! silently ignored setting. Scalars are read as strings, even numbers and booleans: the
+//! `config` crate converts TOML integers, floats and booleans (and typed environment
+//! values) to strings losslessly, and the `validate` module then parses each one itself,
+//! so every message about a value says what was found and what was expected in the
+//! same words. Lists stay lists; the only map is `[target.http] headers`.
+//!
+//! `read` builds the tree with the `config` crate: the TOML text, then the
+//! `MTLS_PROBER_*` environment overrides on top.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use config::{Environment, File, FileFormat};
+use serde::Deserialize;
+
+use super::Env;
+use super::error::{ConfigError, EnvKeys};
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a TOML document")]
+pub struct RawConfig {
+    /// `[agent]`: the agent's own settings and the defaults of every target.
+    pub agent: Option<RawAgent>,
+    /// `[identity]`: the client certificate, key and trust bundle.
+    pub identity: Option<RawIdentity>,
+    /// `[serve]`: this agent as an mTLS target for its peers.
+    pub serve: Option<RawServe>,
+    /// `[[target]]`: the configured edges, in file order.
+    pub target: Option<Vec<RawTarget>>,
+    /// `[[discover]]`: edges created from the addresses of a DNS name.
+    pub discover: Option<Vec<RawDiscover>>,
+}
+
+/// `[agent]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([agent])")]
+pub struct RawAgent {
+    /// `source`: the `source` label; default `$NODE_NAME`, else the hostname.
+    pub source: Option<String>,
+    /// `listen`: `IP:port` of the metrics/API/status listener; default `0.0.0.0:9464`.
+    pub listen: Option<String>,
+    /// `interval`: default probe interval, a duration like `"10s"`; default `10s`.
+    pub interval: Option<String>,
+    /// `timeout`: default whole-probe timeout, a duration; default `5s`.
+    pub timeout: Option<String>,
+    /// `jitter`: fraction of the interval start times are spread over, in `[0, 1)`;
+    /// default `0.1`.
+    pub jitter: Option<String>,
+    /// `max_concurrency`: probes in flight at once, 1..=65536; default 256.
+    pub max_concurrency: Option<String>,
+    /// `windows`: success-ratio windows, durations; default `["5m", "30m"]`.
+    pub windows: Option<Vec<String>>,
+    /// `dns_servers`: resolvers to use instead of the system's, `"ip"` or `"ip:port"`;
+    /// default none (system configuration). An extension of the spec's schema.
+    pub dns_servers: Option<Vec<String>>,
+}
+
+/// `[identity]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([identity])")]
+pub struct RawIdentity {
+    /// `cert`: path of the PEM certificate chain, leaf first. Required.
+    pub cert: Option<String>,
+    /// `key`: path of the PEM private key. Required.
+    pub key: Option<String>,
+    /// `ca`: path of the PEM trust bundle. Required.
+    pub ca: Option<String>,
+    /// `reload`: how often the files are re-read, a duration; default `30s`.
+    pub reload: Option<String>,
+    /// `trust_domain`: the mesh's own trust domain, e.g. `cluster.local`.
+    pub trust_domain: Option<String>,
+    /// `trust_domain_aliases`: trust domains treated as equal to `trust_domain`.
+    pub trust_domain_aliases: Option<Vec<String>>,
+}
+
+/// `[serve]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([serve])")]
+pub struct RawServe {
+    /// `listen`: `IP:port` of the mTLS listener. Required.
+    pub listen: Option<String>,
+    /// `client_auth`: `require` or `optional`; default `require`.
+    pub client_auth: Option<String>,
+}
+
+/// One `[[target]]`.
+///
+/// The probe keys are repeated in [`RawDiscover`] rather than shared through
+/// `#[serde(flatten)]`: flattening buffers values in serde's private content type,
+/// which would refuse the number-to-string conversions described above and weakens
+/// `deny_unknown_fields`. [`RawTarget::take_probe`] and [`RawDiscover::take_probe`]
+/// gather them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[target]])")]
+pub struct RawTarget {
+    /// `name`: the `target` label, unique. Required.
+    pub name: Option<String>,
+    /// `address`: `host:port` (`[v6]:port` for IPv6). Required.
+    pub address: Option<String>,
+    /// `mode`: `mtls`, `tls` or `plaintext`; default `mtls`.
+    pub mode: Option<String>,
+    /// `expect`: `success` or `reject`; default `success`.
+    pub expect: Option<String>,
+    /// `spiffe_id`: the SPIFFE ID the peer must present.
+    pub spiffe_id: Option<String>,
+    /// `trust_domain`: the trust domain the peer's SPIFFE ID must belong to.
+    pub trust_domain: Option<String>,
+    /// `server_name`: SNI, and the DNS name the peer certificate must carry when
+    /// neither `spiffe_id` nor `trust_domain` is set; default the host of `address`.
+    pub server_name: Option<String>,
+    /// `alpn`: ALPN protocols to offer; default `["h2", "http/1.1"]` with `http`,
+    /// none without.
+    pub alpn: Option<Vec<String>>,
+    /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
+    pub tls_versions: Option<Vec<String>>,
+    /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
+    pub verify_strict: Option<String>,
+    /// `interval`: probe interval; default `[agent].interval`.
+    pub interval: Option<String>,
+    /// `timeout`: whole-probe timeout; default `[agent].timeout`.
+    pub timeout: Option<String>,
+    /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
+    pub http: Option<RawHttp>,
+}
+
+impl RawTarget {
+    /// The probe keys, moved out (`name` and `address` are left behind).
+    pub fn take_probe(&mut self) -> RawProbe {
+        RawProbe {
+            mode: self.mode.take(),
+            expect: self.expect.take(),
+            spiffe_id: self.spiffe_id.take(),
+            trust_domain: self.trust_domain.take(),
+            server_name: self.server_name.take(),
+            alpn: self.alpn.take(),
+            tls_versions: self.tls_versions.take(),
+            verify_strict: self.verify_strict.take(),
+            interval: self.interval.take(),
+            timeout: self.timeout.take(),
+            http: self.http.take(),
+        }
+    }
+}
+
+/// The keys that describe how to probe, common to `[[target]]` and `[[discover]]`.
+#[derive(Clone, Debug, Default)]
+pub struct RawProbe {
+    /// `mode`: `mtls`, `tls` or `plaintext`; default `mtls`.
+    pub mode: Option<String>,
+    /// `expect`: `success` or `reject`; default `success`.
+    pub expect: Option<String>,
+    /// `spiffe_id`: the SPIFFE ID the peer must present.
+    pub spiffe_id: Option<String>,
+    /// `trust_domain`: the trust domain the peer's SPIFFE ID must belong to.
+    pub trust_domain: Option<String>,
+    /// `server_name`: SNI, and the DNS name the peer certificate must carry when
+    /// neither `spiffe_id` nor `trust_domain` is set; default the host of `address`.
+    pub server_name: Option<String>,
+    /// `alpn`: ALPN protocols to offer; default `["h2", "http/1.1"]` with `http`,
+    /// none without.
+    pub alpn: Option<Vec<String>>,
+    /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
+    pub tls_versions: Option<Vec<String>>,
+    /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
+    pub verify_strict: Option<String>,
+    /// `interval`: probe interval; default `[agent].interval`.
+    pub interval: Option<String>,
+    /// `timeout`: whole-probe timeout; default `[agent].timeout`.
+    pub timeout: Option<String>,
+    /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
+    pub http: Option<RawHttp>,
+}
+
+/// `[target.http]` (also `[discover.http]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([target.http])")]
+pub struct RawHttp {
+    /// `method`: request method; default `GET`.
+    pub method: Option<String>,
+    /// `path`: path and query, starting with `/`; default `/`.
+    pub path: Option<String>,
+    /// `expect_status`: codes (`200`) or ranges (`"200-299"`, `"2xx"`) that pass;
+    /// default `200-399`. Integers arrive here as strings.
+    pub expect_status: Option<Vec<String>>,
+    /// `headers`: extra request headers, name → value.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// `max_body_bytes`: the most of the body that is read; default 65536.
+    pub max_body_bytes: Option<String>,
+}
+
+/// One `[[discover]]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([[discover]])")]
+pub struct RawDiscover {
+    /// `name`: prefix of the edge names (`<name>/<ip>`). Required.
+    pub name: Option<String>,
+    /// `dns`: the DNS name whose A/AAAA records are probed. Required.
+    pub dns: Option<String>,
+    /// `port`: the port probed on every address. Required.
+    pub port: Option<String>,
+    /// `refresh`: how often `dns` is resolved again; default `30s`.
+    pub refresh: Option<String>,
+    /// `mode`: `mtls`, `tls` or `plaintext`; default `mtls`.
+    pub mode: Option<String>,
+    /// `expect`: `success` or `reject`; default `success`.
+    pub expect: Option<String>,
+    /// `spiffe_id`: the SPIFFE ID the peer must present.
+    pub spiffe_id: Option<String>,
+    /// `trust_domain`: the trust domain the peer's SPIFFE ID must belong to.
+    pub trust_domain: Option<String>,
+    /// `server_name`: SNI, and the DNS name the peer certificate must carry when
+    /// neither `spiffe_id` nor `trust_domain` is set; default the host of `address`.
+    pub server_name: Option<String>,
+    /// `alpn`: ALPN protocols to offer; default `["h2", "http/1.1"]` with `http`,
+    /// none without.
+    pub alpn: Option<Vec<String>>,
+    /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
+    pub tls_versions: Option<Vec<String>>,
+    /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
+    pub verify_strict: Option<String>,
+    /// `interval`: probe interval; default `[agent].interval`.
+    pub interval: Option<String>,
+    /// `timeout`: whole-probe timeout; default `[agent].timeout`.
+    pub timeout: Option<String>,
+    /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
+    pub http: Option<RawHttp>,
+}
+
+impl RawDiscover {
+    /// The probe keys, moved out (`name`, `dns`, `port`, `refresh` are left behind).
+    pub fn take_probe(&mut self) -> RawProbe {
+        RawProbe {
+            mode: self.mode.take(),
+            expect: self.expect.take(),
+            spiffe_id: self.spiffe_id.take(),
+            trust_domain: self.trust_domain.take(),
+            server_name: self.server_name.take(),
+            alpn: self.alpn.take(),
+            tls_versions: self.tls_versions.take(),
+            verify_strict: self.verify_strict.take(),
+            interval: self.interval.take(),
+            timeout: self.timeout.take(),
+            http: self.http.take(),
+        }
+    }
+}
+
+/// The environment variable prefix (followed by `_`): `MTLS_PROBER_AGENT__LISTEN`.
+pub const ENV_PREFIX: &str = "MTLS_PROBER";
+/// Separates nested keys in an environment variable name.
+pub const ENV_SEPARATOR: &str = "__";
+/// Separates the items of a list value in an environment variable.
+pub const ENV_LIST_SEPARATOR: &str = ",";
+/// The keys whose environment values are comma-separated lists.
+pub const ENV_LIST_KEYS: [&str; 3] = [
+    "agent.windows",
+    "agent.dns_servers",
+    "identity.trust_domain_aliases",
+];
+
+/// Reads `toml` (named `file` in messages) with the `MTLS_PROBER_*` overrides from
+/// `env` on top, into the raw tree. Never reads the process environment.
+pub(super) fn read(toml: &str, file: &Path, env: &Env) -> Result<RawConfig, ConfigError> {
+    let env_keys = EnvKeys::new(env);
+    let mut overrides: HashMap<String, String> = HashMap::new();
+    let mut empty_lists = Vec::new();
+    for (var, value) in env {
+        let Some(key) = env_keys.key_of(var) else {
+            continue;
+        };
+        if ENV_LIST_KEYS.contains(&key) && value.trim().is_empty() {
+            // An empty list variable means "no items"; `config` would make it `[""]`.
+            empty_lists.push(key.to_owned());
+        } else {
+            overrides.insert(var.clone(), value.clone());
+        }
+    }
+
+    let mut environment = Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("_")
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        // An empty scalar variable means "not set": the default (or the file) applies.
+        .ignore_empty(true)
+        .list_separator(ENV_LIST_SEPARATOR);
+    for key in ENV_LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
+    }
+    let mut builder = config::Config::builder()
+        .add_source(File::from_str(toml, FileFormat::Toml))
+        .add_source(environment.source(Some(overrides)));
+    for key in &empty_lists {
+        builder = builder
+            .set_override(key.as_str(), Vec::<String>::new())
+            .map_err(|e| ConfigError::new(file, Some(key.clone()), e.to_string()))?;
+    }
+    let tree = builder.build().map_err(|e| {
+        let problem = match e {
+            config::ConfigError::FileParse { cause, .. } => {
+                format!("not valid TOML: {}", cause.to_string().trim_end())
+            }
+            other => other.to_string(),
+        };
+        ConfigError::new(file, None, problem)
+    })?;
+
+    serde_path_to_error::deserialize(tree)
+        .map_err(|e| ConfigError::from_deserialize(file, &env_keys, e))
+}
