@@ -15,6 +15,8 @@ mod conn;
 mod http;
 mod response;
 mod scope;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::fmt;

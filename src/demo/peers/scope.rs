@@ -43,6 +43,14 @@ impl Scope {
         inner.tasks.abort_all();
     }
 
+    /// Tasks not yet finished (tests use it to prove nothing outlives its client).
+    #[cfg(test)]
+    pub(super) fn live_tasks(&self) -> usize {
+        let mut inner = self.lock();
+        while inner.tasks.try_join_next().is_some() {}
+        inner.tasks.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Nothing panics while the lock is held; if something did, the set is still
         // usable, and aborting tasks must keep working during shutdown.
