@@ -280,3 +280,46 @@ async fn alpn_without_overlap_is_refused_and_no_alpn_is_http1() {
     let (raw, _) = exchange(&mut tls, GET).await;
     assert_eq!(parse(&raw).0, 200);
 }
+
+#[tokio::test]
+async fn strict_over_tls12_refuses_a_missing_cert_during_the_handshake() {
+    let pki = pki();
+    let server = spawn(Behavior::Tls {
+        config: strict(&pki, &ServerOpts::tls12_only()),
+        http: HttpBehavior::Respond(Response::ok()),
+    })
+    .await
+    .unwrap();
+    // TLS 1.2: the client's handshake itself fails, and rustls names the alert
+    // certificate_required (a TLS 1.3 alert) even in TLS 1.2.
+    let err = tls_connect(&server, client(&pki, None, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rustls_error(&err),
+        &rustls::Error::AlertReceived(AlertDescription::CertificateRequired)
+    );
+}
+
+#[tokio::test]
+async fn strict_with_expired_client_cert_alerts_certificate_expired() {
+    let pki = pki();
+    let expired = pki
+        .root
+        .issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/demo/sa/prober").expired())
+        .unwrap();
+    let server = spawn(Behavior::Tls {
+        config: strict(&pki, &ServerOpts::default()),
+        http: HttpBehavior::Respond(Response::ok()),
+    })
+    .await
+    .unwrap();
+    let mut tls = tls_connect(&server, client(&pki, Some(&expired), &[]))
+        .await
+        .unwrap();
+    let (_, err) = exchange(&mut tls, GET).await;
+    assert_eq!(
+        rustls_error(&err.unwrap()),
+        &rustls::Error::AlertReceived(AlertDescription::CertificateExpired)
+    );
+}
