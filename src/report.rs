@@ -86,7 +86,10 @@ impl ProbeReport {
     /// The failure, if the probe failed.
     pub fn failure(&self) -> Option<Failure> {
         let reason = self.reason?;
-        Some(Failure::new(reason, self.detail.clone().unwrap_or_default()))
+        Some(Failure::new(
+            reason,
+            self.detail.clone().unwrap_or_default(),
+        ))
     }
 
     /// Renders the layered, runbook-like text report of `mtls-prober probe`.
@@ -105,8 +108,16 @@ impl ProbeReport {
         let failed = if self.ok { None } else { self.stage };
         let tls_applies = self.mode != Mode::Plaintext;
         let rows: [(Stage, Option<f64>, String); 6] = [
-            (Stage::Resolve, self.timings_ms.resolve, self.address.clone()),
-            (Stage::Connect, self.timings_ms.connect, self.address.clone()),
+            (
+                Stage::Resolve,
+                self.timings_ms.resolve,
+                self.address.clone(),
+            ),
+            (
+                Stage::Connect,
+                self.timings_ms.connect,
+                self.address.clone(),
+            ),
             (Stage::Tls, self.timings_ms.tls, self.tls_line()),
             (Stage::Certificate, self.timings_ms.tls, self.cert_line()),
             (Stage::Identity, self.timings_ms.tls, self.identity_line()),
@@ -114,17 +125,30 @@ impl ProbeReport {
         ];
         let mut stopped = false;
         for (stage, time, essentials) in rows {
-            let skipped = !tls_applies
-                && matches!(stage, Stage::Tls | Stage::Certificate | Stage::Identity);
+            let skipped =
+                !tls_applies && matches!(stage, Stage::Tls | Stage::Certificate | Stage::Identity);
             let line = if skipped {
-                format!("  -  {:<12} {:>9}  not used in plaintext mode", stage.as_str(), "")
+                format!(
+                    "  -  {:<12} {:>9}  not used in plaintext mode",
+                    stage.as_str(),
+                    ""
+                )
             } else if stopped {
                 format!("  ·  {:<12} {:>9}  not reached", stage.as_str(), "")
             } else if failed == Some(stage) {
                 stopped = true;
-                format!("  ✗  {:<12} {:>9}  {}", stage.as_str(), ms(time), essentials)
+                format!(
+                    "  ✗  {:<12} {:>9}  {}",
+                    stage.as_str(),
+                    ms(time),
+                    essentials
+                )
             } else if stage == Stage::Request && self.timings_ms.request.is_none() {
-                format!("  -  {:<12} {:>9}  no HTTP check configured", stage.as_str(), "")
+                format!(
+                    "  -  {:<12} {:>9}  no HTTP check configured",
+                    stage.as_str(),
+                    ""
+                )
             } else {
                 let t = if matches!(stage, Stage::Certificate | Stage::Identity) {
                     String::new()
@@ -140,7 +164,13 @@ impl ProbeReport {
             let _ = writeln!(out, "  ✗  {stage}");
         }
         if let (Some(reason), false) = (self.reason, self.ok) {
-            let _ = writeln!(out, "     {}/{}: {}", reason.stage(), reason, self.detail.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "     {}/{}: {}",
+                reason.stage(),
+                reason,
+                self.detail.as_deref().unwrap_or("")
+            );
             let _ = writeln!(out, "     hint: {}", reason.hint());
             let _ = writeln!(out, "     runbook: {}", reason.runbook_anchor());
         } else if let (true, Some(detail)) = (self.ok, &self.detail) {
@@ -155,7 +185,10 @@ impl ProbeReport {
                 "{} {}{}",
                 t.version,
                 t.cipher,
-                t.alpn.as_deref().map(|a| format!(" alpn={a}")).unwrap_or_default()
+                t.alpn
+                    .as_deref()
+                    .map(|a| format!(" alpn={a}"))
+                    .unwrap_or_default()
             ),
             None => String::new(),
         }
@@ -193,7 +226,10 @@ impl ProbeReport {
             Some(h) => format!(
                 "HTTP {}{}",
                 h.status,
-                h.server.as_deref().map(|s| format!(" server={s}")).unwrap_or_default()
+                h.server
+                    .as_deref()
+                    .map(|s| format!(" server={s}"))
+                    .unwrap_or_default()
             ),
             None => String::new(),
         }

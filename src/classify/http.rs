@@ -129,7 +129,10 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
         if view.is_envoy() && (body.is_empty() || body.contains("access denied")) {
             return Err(Failure::refusal(
                 Reason::RbacDenied,
-                format!("HTTP 403 from the Envoy proxy's authorization{}", view.describe()),
+                format!(
+                    "HTTP 403 from the Envoy proxy's authorization{}",
+                    view.describe()
+                ),
             ));
         }
     }
@@ -149,7 +152,8 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
                 ),
             ));
         }
-        if body.contains("upstream connect error") || body.contains("disconnect/reset before headers")
+        if body.contains("upstream connect error")
+            || body.contains("disconnect/reset before headers")
         {
             let reason = if UPSTREAM_TLS_MARKERS.iter().any(|m| body.contains(m)) {
                 Reason::UpstreamTlsError
@@ -161,9 +165,23 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
             } else {
                 "the mesh proxy could not connect to the upstream"
             };
+            // Envoy names the cause after "reset reason:" / "transport failure reason:".
+            let text = view.body_text();
+            let cause = ["transport failure reason:", "reset reason:"]
+                .iter()
+                .find_map(|m| text.find(m).map(|i| text[i..].trim()))
+                .map(|c| format!(": {}", truncate(c, 240)))
+                .unwrap_or_default();
             return Err(Failure::new(
                 reason,
-                format!("HTTP {status}: {what}{}", view.describe()),
+                format!(
+                    "HTTP {status} from {}: {what}{cause}",
+                    if view.server().is_empty() {
+                        "the proxy"
+                    } else {
+                        view.server()
+                    }
+                ),
             ));
         }
         if body.contains("no healthy upstream")
@@ -172,7 +190,10 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
         {
             return Err(Failure::new(
                 Reason::UpstreamUnavailable,
-                format!("HTTP {status}: the mesh proxy has no healthy upstream{}", view.describe()),
+                format!(
+                    "HTTP {status}: the mesh proxy has no healthy upstream{}",
+                    view.describe()
+                ),
             ));
         }
     }
@@ -184,7 +205,7 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
 
 /// Phrases TLS servers use in a 400 answer to a plaintext request.
 const TLS_REQUIRED_PHRASES: &[&str] = &[
-    "plain http request was sent to https port", // nginx
+    "plain http request was sent to https port",      // nginx
     "client sent an http request to an https server", // Go net/http
     "speaking plain http to an ssl-enabled server port", // Apache httpd
     "this combination of host and port requires tls", // Apache httpd 2.4
@@ -229,7 +250,11 @@ mod tests {
         h
     }
 
-    fn classify(status: u16, h: &[(&'static str, &'static str)], body: &str) -> Result<(), Failure> {
+    fn classify(
+        status: u16,
+        h: &[(&'static str, &'static str)],
+        body: &str,
+    ) -> Result<(), Failure> {
         let headers = headers(h);
         classify_response(
             &ResponseView {
@@ -243,15 +268,32 @@ mod tests {
 
     #[test]
     fn mesh_responses() {
-        let istio = [("server", "istio-envoy"), ("content-type", "text/plain")];
-        let cases: Vec<(u16, &[(&'static str, &'static str)], &str, Reason)> = vec![
-            (403, &istio, "RBAC: access denied", Reason::RbacDenied),
-            (403, &[("l5d-proxy-error", "client is not authorized")], "", Reason::RbacDenied),
+        const ISTIO: &[(&str, &str)] = &[("server", "istio-envoy"), ("content-type", "text/plain")];
+        let istio = ISTIO;
+        type Case = (
+            u16,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            Reason,
+        );
+        let cases: Vec<Case> = vec![
+            (403, istio, "RBAC: access denied", Reason::RbacDenied),
+            (
+                403,
+                &[("l5d-proxy-error", "client is not authorized")],
+                "",
+                Reason::RbacDenied,
+            ),
             (403, &[("server", "envoy")], "", Reason::RbacDenied),
-            (403, &[("server", "nginx")], "forbidden", Reason::UnexpectedStatus),
+            (
+                403,
+                &[("server", "nginx")],
+                "forbidden",
+                Reason::UnexpectedStatus,
+            ),
             (
                 503,
-                &istio,
+                istio,
                 "upstream connect error or disconnect/reset before headers. retried and the \
                  latest reset reason: remote connection failure, transport failure reason: \
                  TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:TLS_error_end",
@@ -259,7 +301,7 @@ mod tests {
             ),
             (
                 503,
-                &istio,
+                istio,
                 "upstream connect error or disconnect/reset before headers. reset reason: \
                  connection failure, transport failure reason: TLS error: 268435581:SSL \
                  routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED",
@@ -267,28 +309,49 @@ mod tests {
             ),
             (
                 503,
-                &istio,
+                istio,
                 "upstream connect error or disconnect/reset before headers. reset reason: \
                  connection failure, transport failure reason: delayed connect error: 111",
                 Reason::UpstreamUnavailable,
             ),
-            (503, &istio, "no healthy upstream", Reason::UpstreamUnavailable),
-            (504, &istio, "upstream request timeout", Reason::UpstreamUnavailable),
+            (
+                503,
+                istio,
+                "no healthy upstream",
+                Reason::UpstreamUnavailable,
+            ),
+            (
+                504,
+                istio,
+                "upstream request timeout",
+                Reason::UpstreamUnavailable,
+            ),
             (
                 502,
-                &[("l5d-proxy-error", "connect error: Connection refused (os error 111)")],
+                &[(
+                    "l5d-proxy-error",
+                    "connect error: Connection refused (os error 111)",
+                )],
                 "",
                 Reason::UpstreamUnavailable,
             ),
             (
                 502,
-                &[("l5d-proxy-error", "TLS handshake failed: invalid peer certificate: UnknownIssuer")],
+                &[(
+                    "l5d-proxy-error",
+                    "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+                )],
                 "",
                 Reason::UpstreamTlsError,
             ),
-            (503, &[("server", "nginx")], "maintenance", Reason::UnexpectedStatus),
+            (
+                503,
+                &[("server", "nginx")],
+                "maintenance",
+                Reason::UnexpectedStatus,
+            ),
             (500, &[], "boom", Reason::UnexpectedStatus),
-            (404, &istio, "", Reason::UnexpectedStatus),
+            (404, istio, "", Reason::UnexpectedStatus),
         ];
         for (status, h, body, want) in cases {
             let f = classify(status, h, body).unwrap_err();
@@ -325,7 +388,13 @@ mod tests {
             ))
             .is_some()
         );
-        assert!(response_refusal(&view(400, "Client sent an HTTP request to an HTTPS server.")).is_some());
+        assert!(
+            response_refusal(&view(
+                400,
+                "Client sent an HTTP request to an HTTPS server."
+            ))
+            .is_some()
+        );
         assert!(response_refusal(&view(400, "bad request")).is_none());
         assert!(response_refusal(&view(200, "")).is_none());
         assert!(response_refusal(&view(503, "")).is_none());

@@ -329,7 +329,11 @@ mod tests {
     fn labels_round_trip_and_are_snake_case() {
         for r in Reason::ALL {
             assert_eq!(Reason::from_label(r.as_str()), Some(r));
-            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                r.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
             assert_eq!(
                 serde_json::to_value(r).unwrap(),
                 serde_json::Value::String(r.as_str().into())
@@ -353,7 +357,10 @@ mod tests {
         for r in Reason::ALL {
             let hint = r.hint();
             assert!(!hint.is_empty(), "docs/runbook.md lacks a `## {r}` section");
-            assert!(hint.len() < 200, "hint for {r} is not one short line: {hint}");
+            assert!(
+                hint.len() < 200,
+                "hint for {r} is not one short line: {hint}"
+            );
         }
     }
 

@@ -22,7 +22,10 @@ pub fn resolve_failure(host: &str, err: &hickory_resolver::net::NetError) -> Fai
 pub fn resolve_timeout(host: &str, budget: Duration) -> Failure {
     Failure::new(
         Reason::DnsError,
-        format!("resolving {host} did not finish within {}", human_ms(budget)),
+        format!(
+            "resolving {host} did not finish within {}",
+            human_ms(budget)
+        ),
     )
 }
 
@@ -75,7 +78,10 @@ mod tests {
         let cases = [
             (io::ErrorKind::ConnectionRefused, Reason::ConnectionRefused),
             (io::ErrorKind::TimedOut, Reason::ConnectTimeout),
-            (io::ErrorKind::NetworkUnreachable, Reason::NetworkUnreachable),
+            (
+                io::ErrorKind::NetworkUnreachable,
+                Reason::NetworkUnreachable,
+            ),
             (io::ErrorKind::HostUnreachable, Reason::NetworkUnreachable),
             (io::ErrorKind::PermissionDenied, Reason::NetworkUnreachable),
         ];

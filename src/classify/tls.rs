@@ -81,7 +81,11 @@ pub fn is_tls_alert_record(first_bytes: &[u8]) -> bool {
 
 /// Escapes up to 24 bytes for a detail: printable ASCII as is, the rest as `\xNN`.
 pub fn escape_bytes(bytes: &[u8]) -> String {
-    bytes.iter().flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect()
+    bytes
+        .iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
 }
 
 /// Classifies a failed handshake (or a post-handshake read error) from the I/O error
@@ -112,7 +116,10 @@ pub fn handshake_failure(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure
                 ctx.bytes_read
             ),
         ),
-        _ => Failure::new(Reason::HandshakeError, format!("TLS handshake I/O error: {err}")),
+        _ => Failure::new(
+            Reason::HandshakeError,
+            format!("TLS handshake I/O error: {err}"),
+        ),
     }
 }
 
@@ -198,7 +205,10 @@ pub fn rustls_failure(err: &rustls::Error, ctx: &HandshakeContext<'_>) -> Failur
             },
             format!("the peer's certificate was rejected: {err}"),
         ),
-        other => Failure::new(Reason::HandshakeError, format!("TLS handshake failed: {other}")),
+        other => Failure::new(
+            Reason::HandshakeError,
+            format!("TLS handshake failed: {other}"),
+        ),
     }
 }
 
@@ -382,9 +392,15 @@ mod tests {
 
     #[test]
     fn alert_names_are_snake_case() {
-        assert_eq!(alert_name(AlertDescription::CertificateRequired), "certificate_required");
+        assert_eq!(
+            alert_name(AlertDescription::CertificateRequired),
+            "certificate_required"
+        );
         assert_eq!(alert_name(AlertDescription::UnknownCA), "unknown_ca");
-        assert_eq!(alert_name(AlertDescription::BadCertificate), "bad_certificate");
+        assert_eq!(
+            alert_name(AlertDescription::BadCertificate),
+            "bad_certificate"
+        );
     }
 
     #[test]
@@ -394,7 +410,9 @@ mod tests {
             ..ctx()
         };
         let f = handshake_failure(
-            &io(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)),
+            &io(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )),
             &c,
         );
         assert_eq!(f.reason, Reason::NotTls);
@@ -427,7 +445,9 @@ mod tests {
         use rustls::Error as E;
         let cases = [
             (
-                E::PeerIncompatible(rustls::PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig),
+                E::PeerIncompatible(
+                    rustls::PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig,
+                ),
                 Reason::ProtocolVersion,
             ),
             (
@@ -475,10 +495,14 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let e = Outer(io(rustls::Error::AlertReceived(AlertDescription::BadCertificate)));
+        let e = Outer(io(rustls::Error::AlertReceived(
+            AlertDescription::BadCertificate,
+        )));
         assert_eq!(
             find_rustls_error(&e),
-            Some(&rustls::Error::AlertReceived(AlertDescription::BadCertificate))
+            Some(&rustls::Error::AlertReceived(
+                AlertDescription::BadCertificate
+            ))
         );
     }
 }

@@ -46,7 +46,11 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
     let (bundle, client) = load_parts(id, &provider, now);
     match &bundle {
         Ok(b) => {
-            println!("✓ trust bundle {}: {} root(s)", id.ca.display(), b.roots().len());
+            println!(
+                "✓ trust bundle {}: {} root(s)",
+                id.ca.display(),
+                b.roots().len()
+            );
             for r in b.roots() {
                 println!("    {} sha256 {}", r.subject, r.sha256);
             }
@@ -69,8 +73,12 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
                 c.leaf.serial
             );
             match (&c.spiffe_id, &id.trust_domain) {
-                (Some(sid), Some(td)) if sid.trust_domain() != td.as_str()
-                    && !id.trust_domain_aliases.iter().any(|a| a.as_str() == sid.trust_domain()) =>
+                (Some(sid), Some(td))
+                    if sid.trust_domain() != td.as_str()
+                        && !id
+                            .trust_domain_aliases
+                            .iter()
+                            .any(|a| a.as_str() == sid.trust_domain()) =>
                 {
                     problems.push(format!(
                         "{}: our SPIFFE ID {sid} is not in [identity].trust_domain {td} or its aliases",
@@ -79,10 +87,7 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
                 }
                 (Some(sid), _) => println!("✓ SPIFFE ID {sid}"),
                 (None, _) => {
-                    let needs = config
-                        .targets
-                        .iter()
-                        .any(|t| t.mode == Mode::Mtls);
+                    let needs = config.targets.iter().any(|t| t.mode == Mode::Mtls);
                     println!(
                         "{} no SPIFFE ID in our certificate (DNS SANs: {}){}",
                         if needs { "!" } else { "·" },

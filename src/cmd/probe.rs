@@ -22,7 +22,10 @@ use crate::report::ProbeReport;
 /// Runs `probe`.
 pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
     let (config, insecure) = match &args.address {
-        Some(address) => (adhoc_config(address, &args, env)?, args.insecure_skip_verify),
+        Some(address) => (
+            adhoc_config(address, &args, env)?,
+            args.insecure_skip_verify,
+        ),
         None => {
             let path = args
                 .config
@@ -141,7 +144,10 @@ fn adhoc_config(address: &str, args: &ProbeArgs, env: &Env) -> Result<Config, Cm
     }
     let mut root = Table::new();
     let mut agent = Table::new();
-    agent.insert("timeout".into(), Value::String(humantime::format_duration(args.timeout).to_string()));
+    agent.insert(
+        "timeout".into(),
+        Value::String(humantime::format_duration(args.timeout).to_string()),
+    );
     agent.insert(
         "interval".into(),
         Value::String(humantime::format_duration(args.timeout).to_string()),

@@ -261,7 +261,9 @@ impl StatusSet {
 
     /// Whether `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
-        self.ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
     }
 
     /// The ranges, as given.

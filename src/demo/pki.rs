@@ -7,8 +7,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
@@ -38,10 +38,9 @@ impl KeyAlg {
             Self::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
             Self::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
             Self::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
-            Self::Rsa2048 => KeyPair::generate_rsa_for(
-                &rcgen::PKCS_RSA_SHA256,
-                rcgen::RsaKeySize::_2048,
-            )?,
+            Self::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?
+            }
         })
     }
 }
@@ -116,7 +115,9 @@ impl Ca {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         if let Some(cn) = &spec.common_name {
-            params.distinguished_name.push(DnType::CommonName, cn.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, cn.as_str());
         }
         let now = OffsetDateTime::now_utc();
         params.not_before = now + spec.not_before;
@@ -321,8 +322,12 @@ pub fn pem(label: &str, der: &[u8]) -> String {
 fn ca_params(common_name: &str, path_len: Option<u8>) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::OrganizationName, "mtls-prober test PKI");
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "mtls-prober test PKI");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(match path_len {
         Some(n) => BasicConstraints::Constrained(n),
         None => BasicConstraints::Unconstrained,
@@ -358,7 +363,9 @@ mod tests {
     fn intermediate_chain_excludes_root() {
         let root = Ca::root("root").unwrap();
         let int = root.intermediate("int").unwrap();
-        let leaf = int.issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/a/sa/b")).unwrap();
+        let leaf = int
+            .issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/a/sa/b"))
+            .unwrap();
         assert_eq!(leaf.chain.len(), 2);
         assert_eq!(&leaf.chain[1], int.cert());
         let direct = root.issue(&LeafSpec::dns(&["a.example"])).unwrap();

@@ -77,7 +77,11 @@ impl TrustBundle {
 
     /// Parses a PEM bundle already in memory; `file` names it in errors.
     pub fn from_pem(file: &Path, bytes: &[u8]) -> Result<Self, IdentityError> {
-        let certs = parse_certs(file, bytes, "a PEM trust bundle (one or more CERTIFICATE blocks)")?;
+        let certs = parse_certs(
+            file,
+            bytes,
+            "a PEM trust bundle (one or more CERTIFICATE blocks)",
+        )?;
         Self::from_certs(file, certs, sha256(bytes))
     }
 
@@ -98,7 +102,10 @@ impl TrustBundle {
                 })?
                 .to_owned();
             let summary = CertSummary::parse(&der).map_err(|e| {
-                IdentityError::new(file, format!("certificate #{} cannot be parsed: {e}", i + 1))
+                IdentityError::new(
+                    file,
+                    format!("certificate #{} cannot be parsed: {e}", i + 1),
+                )
             })?;
             roots.push(Root {
                 sha256: hex(&sha256(&der)),
@@ -193,7 +200,16 @@ impl ClientIdentity {
         hasher.update(&cert_bytes);
         hasher.update(&key_bytes);
         let content_sha256 = hasher.finalize().into();
-        Self::from_parts(cert_file, key_file, chain, key, bundle, provider, now, content_sha256)
+        Self::from_parts(
+            cert_file,
+            key_file,
+            chain,
+            key,
+            bundle,
+            provider,
+            now,
+            content_sha256,
+        )
     }
 
     /// Builds an identity from parsed parts (tests, the demo); same checks as [`Self::load`].
@@ -209,7 +225,10 @@ impl ClientIdentity {
         content_sha256: [u8; 32],
     ) -> Result<Self, IdentityError> {
         let leaf = CertSummary::parse(&chain[0]).map_err(|e| {
-            IdentityError::new(cert_file, format!("the first certificate cannot be parsed: {e}"))
+            IdentityError::new(
+                cert_file,
+                format!("the first certificate cannot be parsed: {e}"),
+            )
         })?;
         let certified_key = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
             let problem = match e {
@@ -227,11 +246,17 @@ impl ClientIdentity {
             };
             IdentityError::new(key_file, problem)
         })?;
-        let spiffe_id = leaf.spiffe_id.as_deref().map(str::parse).transpose().map_err(
-            |e: super::spiffe::SpiffeError| {
-                IdentityError::new(cert_file, format!("the URI SAN is not a valid SPIFFE ID: {e}"))
-            },
-        )?;
+        let spiffe_id = leaf
+            .spiffe_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: super::spiffe::SpiffeError| {
+                IdentityError::new(
+                    cert_file,
+                    format!("the URI SAN is not a valid SPIFFE ID: {e}"),
+                )
+            })?;
         check_validity(cert_file, &leaf, now)?;
         verify_own_chain(cert_file, &certified_key.cert, bundle, provider, now)?;
         Ok(Self {
@@ -274,11 +299,11 @@ fn verify_own_chain(
     provider: &CryptoProvider,
     now: SystemTime,
 ) -> Result<(), IdentityError> {
-    let ee = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
-        IdentityError::new(file, format!("the leaf certificate is malformed: {e}"))
-    })?;
+    let ee = webpki::EndEntityCert::try_from(&chain[0])
+        .map_err(|e| IdentityError::new(file, format!("the leaf certificate is malformed: {e}")))?;
     let now = UnixTime::since_unix_epoch(
-        now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default(),
+        now.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
     );
     ee.verify_for_usage(
         provider.signature_verification_algorithms.all,

@@ -52,7 +52,10 @@ pub fn load_parts(
     cfg: &IdentityConfig,
     provider: &CryptoProvider,
     now: SystemTime,
-) -> (Result<TrustBundle, IdentityError>, Result<ClientIdentity, IdentityError>) {
+) -> (
+    Result<TrustBundle, IdentityError>,
+    Result<ClientIdentity, IdentityError>,
+) {
     let bundle = TrustBundle::load(&cfg.ca);
     let client = match &bundle {
         Ok(b) => ClientIdentity::load(&cfg.cert, &cfg.key, b, provider, now),

@@ -182,8 +182,17 @@ mod tests {
 
     #[test]
     fn trust_domains() {
-        assert_eq!("cluster.local".parse::<TrustDomain>().unwrap().as_str(), "cluster.local");
-        assert_eq!("spiffe://cluster.local".parse::<TrustDomain>().unwrap().as_str(), "cluster.local");
+        assert_eq!(
+            "cluster.local".parse::<TrustDomain>().unwrap().as_str(),
+            "cluster.local"
+        );
+        assert_eq!(
+            "spiffe://cluster.local"
+                .parse::<TrustDomain>()
+                .unwrap()
+                .as_str(),
+            "cluster.local"
+        );
         assert!("".parse::<TrustDomain>().is_err());
         assert!("UPPER".parse::<TrustDomain>().is_err());
         assert!("td/path".parse::<TrustDomain>().is_err());

@@ -15,14 +15,19 @@ pub(super) fn apply(
         (Expect::Success, Err(f)) => (false, Some(f), None),
         // A refusal only proves something when it happened after the TCP connect, at the
         // layer under test: a refused or timed-out connection may just be a down service.
-        (Expect::Reject, Err(f)) if run.connected && f.refused_by_peer => {
-            (true, None, Some(format!("{}/{}: {}", f.reason.stage(), f.reason, f.detail)))
-        }
+        (Expect::Reject, Err(f)) if run.connected && f.refused_by_peer => (
+            true,
+            None,
+            Some(format!("{}/{}: {}", f.reason.stage(), f.reason, f.detail)),
+        ),
         (Expect::Reject, Err(f)) => match &run.report.http {
             // Any HTTP answer that is not a refusal means the request was let through.
             Some(http) if f.reason.stage() == crate::classify::Stage::Request => (
                 false,
-                Some(let_through(target, format!("the peer answered HTTP {}", http.status))),
+                Some(let_through(
+                    target,
+                    format!("the peer answered HTTP {}", http.status),
+                )),
                 None,
             ),
             _ => (false, Some(f), None),

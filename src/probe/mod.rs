@@ -245,7 +245,8 @@ impl Prober {
         run.report.timings_ms.resolve = Some(ms(t.elapsed()));
 
         let t = Instant::now();
-        let (tcp, addr) = connect(&addrs, target.address.port, run.deadline).await?;
+        let (tcp, addr) =
+            connect(&addrs, target.address.port, run.deadline, target.timeout).await?;
         run.report.timings_ms.connect = Some(ms(t.elapsed()));
         run.report.address = addr.to_string();
         run.connected = true;
@@ -281,8 +282,16 @@ impl Prober {
                 bundle,
                 ..
             } => {
-                self.tls_and_request(prepared, config, server_name, bundle.as_deref(), tcp, &wire, run)
-                    .await
+                self.tls_and_request(
+                    prepared,
+                    config,
+                    server_name,
+                    bundle.as_deref(),
+                    tcp,
+                    &wire,
+                    run,
+                )
+                .await
             }
             Setup::Unavailable(f) => Err(f.clone()),
         }
@@ -360,7 +369,8 @@ impl Prober {
                 // TLS 1.3 servers refuse a client certificate after our Finished: the
                 // alert arrives on the first read. Wait briefly for it, scaled to the
                 // handshake's round trips so slow links get the same chance as loopback.
-                let wait = (hs_elapsed * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+                let wait =
+                    (hs_elapsed * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
                 let until = (Instant::now() + wait).min(run.deadline);
                 let mut buf = [0u8; 1];
                 let t = Instant::now();
@@ -378,7 +388,13 @@ impl Prober {
                     Ok(Err(e)) => {
                         let c = wire.lock();
                         let ctx = prepared.context(&c, true);
-                        Err(handshake_failure(&e, &HandshakeContext { first_bytes: &[], ..ctx }))
+                        Err(handshake_failure(
+                            &e,
+                            &HandshakeContext {
+                                first_bytes: &[],
+                                ..ctx
+                            },
+                        ))
                     }
                 }
             }
@@ -387,7 +403,11 @@ impl Prober {
 }
 
 impl PreparedTarget {
-    fn context<'a>(&'a self, c: &'a crate::tls::capture::Capture, after: bool) -> HandshakeContext<'a> {
+    fn context<'a>(
+        &'a self,
+        c: &'a crate::tls::capture::Capture,
+        after: bool,
+    ) -> HandshakeContext<'a> {
         HandshakeContext {
             cert_requested: c.cert_requested,
             cert_sent: c.cert_sent,
@@ -414,6 +434,7 @@ async fn connect(
     addrs: &[IpAddr],
     port: u16,
     deadline: Instant,
+    budget: Duration,
 ) -> Result<(TcpStream, SocketAddr), Failure> {
     let mut last = None;
     for ip in addrs {
@@ -425,12 +446,7 @@ async fn connect(
                 return Ok((s, addr));
             }
             Ok(Err(e)) => last = Some(connect_failure(&addr.to_string(), &e)),
-            Err(_) => {
-                return Err(connect_timeout(
-                    &addr.to_string(),
-                    deadline.saturating_duration_since(Instant::now()),
-                ));
-            }
+            Err(_) => return Err(connect_timeout(&addr.to_string(), budget)),
         }
     }
     Err(last.unwrap_or_else(|| Failure::new(Reason::DnsNotFound, "no addresses to connect to")))

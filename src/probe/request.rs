@@ -2,8 +2,8 @@
 //! head, and a body read up to `max_body_bytes`. The connection is driven in the
 //! probe's own task (no spawned connection task), so dropping the probe drops it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
@@ -56,7 +56,13 @@ where
     let request = build_request(target, http, h2, tls)?;
     let result = timeout_at(
         run.deadline,
-        send(TokioIo::new(io), h2, request, http.max_body_bytes, &progress),
+        send(
+            TokioIo::new(io),
+            h2,
+            request,
+            http.max_body_bytes,
+            &progress,
+        ),
     )
     .await;
     run.report.timings_ms.request = Some(ms(started.elapsed()));
@@ -134,7 +140,10 @@ where
             .await
             .map_err(ExchangeError::Hyper)?;
         drive(conn, async move {
-            let resp = sender.send_request(request).await.map_err(ExchangeError::Hyper)?;
+            let resp = sender
+                .send_request(request)
+                .await
+                .map_err(ExchangeError::Hyper)?;
             read(resp, max_body, progress).await
         })
         .await
@@ -145,7 +154,10 @@ where
             .await
             .map_err(ExchangeError::Hyper)?;
         drive(conn, async move {
-            let resp = sender.send_request(request).await.map_err(ExchangeError::Hyper)?;
+            let resp = sender
+                .send_request(request)
+                .await
+                .map_err(ExchangeError::Hyper)?;
             read(resp, max_body, progress).await
         })
         .await
@@ -225,7 +237,12 @@ fn build_request(
     h2: bool,
     tls: bool,
 ) -> Result<Request<Empty<Bytes>>, Failure> {
-    let bad = |what: String| Failure::new(Reason::ProtocolError, format!("cannot build the request: {what}"));
+    let bad = |what: String| {
+        Failure::new(
+            Reason::ProtocolError,
+            format!("cannot build the request: {what}"),
+        )
+    };
     let method = Method::from_bytes(http.method.as_bytes()).map_err(|e| bad(e.to_string()))?;
     let default_port = if tls { 443 } else { 80 };
     let host = if target.server_name.is_empty() {
@@ -270,12 +287,15 @@ fn build_request(
             headers.insert(name, value);
         }
     }
-    builder
-        .body(Empty::new())
-        .map_err(|e| bad(e.to_string()))
+    builder.body(Empty::new()).map_err(|e| bad(e.to_string()))
 }
 
-fn error_failure(err: ExchangeError, app: &CaptureSlot, hs: &HandshakeContext<'_>, tls: bool) -> Failure {
+fn error_failure(
+    err: ExchangeError,
+    app: &CaptureSlot,
+    hs: &HandshakeContext<'_>,
+    tls: bool,
+) -> Failure {
     let err = match err {
         ExchangeError::BodyTooLarge(max) => {
             return Failure::new(
@@ -285,11 +305,15 @@ fn error_failure(err: ExchangeError, app: &CaptureSlot, hs: &HandshakeContext<'_
         }
         ExchangeError::Hyper(e) => e,
     };
+    let c = app.lock();
     // A TLS 1.3 server's refusal of our certificate arrives here, on the first read.
+    // The transport recorded it; hyper's h2 path only keeps the error's text.
+    if let Some(r) = c.read_error.as_ref().and_then(|e| e.tls.as_ref()) {
+        return rustls_failure(r, hs);
+    }
     if let Some(r) = find_rustls_error(&err) {
         return rustls_failure(r, hs);
     }
-    let c = app.lock();
     if !tls && is_tls_alert_record(&c.first_bytes) {
         return Failure::refusal(
             Reason::ProtocolError,
@@ -307,12 +331,25 @@ fn error_failure(err: ExchangeError, app: &CaptureSlot, hs: &HandshakeContext<'_
              speaks TLS",
         );
     }
-    let text = err.to_string();
-    let io_kind = find_io_error(&err).map(std::io::Error::kind);
+    let text = error_chain(&err);
+    if let Some(h2e) = find_h2_error(&err) {
+        if h2e.is_go_away() || h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+            return Failure::refusal(
+                Reason::ConnectionClosed,
+                format!(
+                    "the peer refused the request at the HTTP/2 layer ({}) without a response",
+                    h2e.reason()
+                        .map(|r| format!("GOAWAY/RST_STREAM {r:?}"))
+                        .unwrap_or_else(|| "GOAWAY".into())
+                ),
+            );
+        }
+    }
+    let io_kind = find_io_error(&err)
+        .map(std::io::Error::kind)
+        .or(c.read_error.as_ref().map(|e| e.kind));
     let closed = err.is_incomplete_message()
         || err.is_closed()
-        || text.contains("GOAWAY")
-        || text.to_ascii_lowercase().contains("go away")
         || matches!(
             io_kind,
             Some(
@@ -322,12 +359,16 @@ fn error_failure(err: ExchangeError, app: &CaptureSlot, hs: &HandshakeContext<'_
                     | std::io::ErrorKind::BrokenPipe
             )
         );
-    if closed && (c.bytes_read == 0 || text.contains("GOAWAY")) {
+    if closed && c.bytes_read == 0 {
         return Failure::refusal(
             Reason::ConnectionClosed,
             format!(
                 "the peer closed the connection {} without an HTTP response ({text})",
-                if tls { "after the TLS handshake" } else { "after connecting" }
+                if tls {
+                    "after the TLS handshake"
+                } else {
+                    "after connecting"
+                }
             ),
         );
     }
@@ -343,6 +384,35 @@ fn error_failure(err: ExchangeError, app: &CaptureSlot, hs: &HandshakeContext<'_
     let shown = &c.first_bytes[..c.first_bytes.len().min(24)];
     Failure::new(
         Reason::ProtocolError,
-        format!("malformed response: {text} (first bytes \"{}\")", escape_bytes(shown)),
+        format!(
+            "malformed response: {text} (first bytes \"{}\")",
+            escape_bytes(shown)
+        ),
     )
+}
+
+/// `hyper error: cause: cause`, for details.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+fn find_h2_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a h2::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<h2::Error>() {
+            return Some(h);
+        }
+        cur = e.source();
+    }
+    None
 }

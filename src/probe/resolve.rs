@@ -48,7 +48,9 @@ impl Resolver {
         );
         tune(builder.options_mut());
         Self {
-            inner: builder.build().map_err(|e| format!("building the resolver: {e}")),
+            inner: builder
+                .build()
+                .map_err(|e| format!("building the resolver: {e}")),
         }
     }
 

@@ -39,6 +39,18 @@ pub struct Capture {
     pub first_bytes: Vec<u8>,
     /// Bytes received on the wire so far.
     pub bytes_read: u64,
+    /// The first read error the transport returned. Kept here because layers above
+    /// (h2 in particular) turn I/O errors into strings and lose the rustls alert.
+    pub read_error: Option<ReadError>,
+}
+
+/// A read error as the transport saw it.
+#[derive(Clone, Debug)]
+pub struct ReadError {
+    /// The I/O error kind.
+    pub kind: std::io::ErrorKind,
+    /// The rustls error inside it, if any (e.g. a post-handshake alert).
+    pub tls: Option<rustls::Error>,
 }
 
 /// A probe's capture, shared between the probe and the callbacks rustls makes.
@@ -49,7 +61,9 @@ impl CaptureSlot {
     /// Locks the capture. A poisoned lock only means a callback panicked mid-update;
     /// the data is still the best we have.
     pub fn lock(&self) -> MutexGuard<'_, Capture> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs `fut` with this slot as the current probe's capture.
@@ -95,6 +109,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniff<S> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Err(e)) = &res {
+            let mut c = self.slot.lock();
+            if c.read_error.is_none() {
+                c.read_error = Some(ReadError {
+                    kind: e.kind(),
+                    tls: e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        .cloned(),
+                });
+            }
+        }
         let new = &buf.filled()[before..];
         if !new.is_empty() {
             let mut c = self.slot.lock();
@@ -119,10 +145,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sniff<S> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 

@@ -53,7 +53,10 @@ impl CertSummary {
                 }
             }
         }
-        let spiffe_id = uri_sans.iter().find(|u| u.starts_with("spiffe://")).cloned();
+        let spiffe_id = uri_sans
+            .iter()
+            .find(|u| u.starts_with("spiffe://"))
+            .cloned();
         let validity = cert.validity();
         Ok(Self {
             subject: cert.subject().to_string(),
@@ -193,7 +196,10 @@ mod tests {
             .issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/a/sa/b").with_dns("b.a.svc"))
             .unwrap();
         let s = CertSummary::parse(leaf.leaf()).unwrap();
-        assert_eq!(s.spiffe_id.as_deref(), Some("spiffe://cluster.local/ns/a/sa/b"));
+        assert_eq!(
+            s.spiffe_id.as_deref(),
+            Some("spiffe://cluster.local/ns/a/sa/b")
+        );
         assert_eq!(s.dns_sans, vec!["b.a.svc".to_owned()]);
         assert_eq!(s.subject, "");
         assert!(s.issuer.contains("CN=Test Root"), "{}", s.issuer);

@@ -81,7 +81,9 @@ impl PeerVerifier {
                 None,
             )
             .map_err(|e| chain_failure(&e, end_entity, intermediates, bundle, now))?;
-        let root = bundle.root_for_anchor(path.anchor()).map(|r| r.sha256.clone());
+        let root = bundle
+            .root_for_anchor(path.anchor())
+            .map(|r| r.sha256.clone());
         check_identity(&self.expectation, &ee, end_entity)?;
         Ok(root)
     }
@@ -99,21 +101,25 @@ pub fn check_identity(
         PeerExpectation::Insecure => Ok(()),
         PeerExpectation::DnsName(name) => {
             let server_name = ServerName::try_from(name.as_str()).map_err(|_| {
-                Failure::new(Reason::IdentityMismatch, format!("invalid expected name {name}"))
-            })?;
-            ee.verify_is_valid_for_subject_name(&server_name).map_err(|_| {
                 Failure::new(
                     Reason::IdentityMismatch,
-                    format!(
-                        "the peer certificate is not valid for {name}: DNS SANs [{}]{}",
-                        leaf.dns_sans.join(", "),
-                        leaf.spiffe_id
-                            .as_deref()
-                            .map(|id| format!(", SPIFFE ID {id}"))
-                            .unwrap_or_default()
-                    ),
+                    format!("invalid expected name {name}"),
                 )
-            })
+            })?;
+            ee.verify_is_valid_for_subject_name(&server_name)
+                .map_err(|_| {
+                    Failure::new(
+                        Reason::IdentityMismatch,
+                        format!(
+                            "the peer certificate is not valid for {name}: DNS SANs [{}]{}",
+                            leaf.dns_sans.join(", "),
+                            leaf.spiffe_id
+                                .as_deref()
+                                .map(|id| format!(", SPIFFE ID {id}"))
+                                .unwrap_or_default()
+                        ),
+                    )
+                })
         }
         PeerExpectation::SpiffeId(expected) => {
             let presented = presented_spiffe_id(&leaf, expected.as_str())?;

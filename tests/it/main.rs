@@ -2,9 +2,26 @@
 //! hyper, which is slow on small CI machines).
 //!
 //! Module index:
-//! - `common`: the test PKI (written to temp files), probe helpers, external tools;
+//! - `common`: the test PKI (written to temp files), probe helpers, a loopback DNS
+//!   server, external tools;
+//! - `net`: local identity, resolve and connect stages;
+//! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
+//! - `expect`: `expect = "reject"` and `verify_strict` companions;
+//! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
+mod certificate;
+mod cli;
 mod common;
+mod expect;
+mod identity;
+mod net;
+mod request;
 mod third_party;
+mod tls;

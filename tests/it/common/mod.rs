@@ -1,6 +1,7 @@
 //! Shared test fixtures: a PKI generated per test and written to a temp dir, targets
 //! with every default filled in, and a prober.
 
+pub mod dns;
 pub mod tools;
 
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use mtls_prober::clock::SystemClock;
 use mtls_prober::config::{
-    Expect, HostPort, HttpCheck, IdentityConfig, Mode, Origin, PeerExpectation, StatusSet,
-    Target, TlsVersion,
+    Expect, HostPort, HttpCheck, IdentityConfig, Mode, Origin, PeerExpectation, StatusSet, Target,
+    TlsVersion,
 };
 use mtls_prober::demo::pki::{Ca, Leaf, LeafSpec};
 use mtls_prober::identity::Credentials;
@@ -75,8 +76,11 @@ impl Pki {
     }
 
     pub fn credentials(&self, prober: &Prober) -> Credentials {
-        let creds =
-            Credentials::load(Some(&self.identity_config()), prober.provider(), SystemTime::now());
+        let creds = Credentials::load(
+            Some(&self.identity_config()),
+            prober.provider(),
+            SystemTime::now(),
+        );
         assert!(creds.client.is_ok(), "{:?}", creds.client);
         creds
     }
@@ -131,7 +135,11 @@ pub async fn probe(pki: &Pki, t: Target) -> ProbeReport {
 pub fn assert_failure(r: &ProbeReport, stage: &str, reason: &str, fragments: &[&str]) {
     let json = serde_json::to_value(r).unwrap();
     assert_eq!(
-        (json["ok"].as_bool(), json["stage"].as_str(), json["reason"].as_str()),
+        (
+            json["ok"].as_bool(),
+            json["stage"].as_str(),
+            json["reason"].as_str()
+        ),
         (Some(false), Some(stage), Some(reason)),
         "report: {json:#}"
     );
@@ -144,6 +152,52 @@ pub fn assert_failure(r: &ProbeReport, stage: &str, reason: &str, fragments: &[&
 
 #[track_caller]
 pub fn assert_pass(r: &ProbeReport) {
-    assert!(r.ok, "expected a pass: {:#}", serde_json::to_value(r).unwrap());
+    assert!(
+        r.ok,
+        "expected a pass: {:#}",
+        serde_json::to_value(r).unwrap()
+    );
     assert_eq!(r.reason, None);
+}
+
+pub use mtls_prober::demo::peers::{
+    Behavior, ClientAuth, HttpBehavior, PeerServer, RawAction, Response, ServerOpts, server_config,
+};
+
+/// Starts a loopback peer.
+pub async fn peer(behavior: Behavior) -> PeerServer {
+    mtls_prober::demo::peers::spawn(behavior).await.unwrap()
+}
+
+impl Pki {
+    /// A server leaf with the expected SPIFFE ID, issued by the mesh intermediate.
+    pub fn server_leaf(&self) -> Leaf {
+        self.intermediate
+            .issue(&LeafSpec::spiffe(SERVER_ID))
+            .unwrap()
+    }
+
+    /// STRICT: requires client certificates from the mesh root.
+    pub fn strict(&self, leaf: &Leaf, opts: &ServerOpts) -> Arc<rustls::ServerConfig> {
+        server_config(
+            leaf,
+            ClientAuth::Required(vec![self.root.cert().clone()]),
+            opts,
+        )
+        .unwrap()
+    }
+
+    /// A STRICT mesh server answering `http`.
+    pub async fn strict_peer(&self, http: HttpBehavior) -> PeerServer {
+        let config = self.strict(&self.server_leaf(), &ServerOpts::default());
+        peer(Behavior::Tls { config, http }).await
+    }
+}
+
+/// An mTLS target with an HTTP check and the config's default ALPN.
+pub fn http_target(addr: std::net::SocketAddr, mode: Mode) -> Target {
+    let mut t = target(addr, mode);
+    t.alpn = vec!["h2".into(), "http/1.1".into()];
+    t.http = Some(http_check("/healthz"));
+    t
 }
