@@ -190,6 +190,7 @@ impl ProbeReport {
                     .map(|a| format!(" alpn={a}"))
                     .unwrap_or_default()
             ),
+            None if self.peer.is_some() => "peer certificate received".into(),
             None => String::new(),
         }
     }

@@ -297,3 +297,34 @@ async fn adhoc_probe_of_one_address() {
     let o = run(&["probe"], &[]).await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// No route: run the binary in a fresh network namespace, which has no routes at all,
+/// so the connect fails with ENETUNREACH and no packet leaves the machine.
+#[tokio::test]
+async fn no_route_is_network_unreachable() {
+    if !crate::common::tools::require("unshare", &["--net", "true"]) {
+        return;
+    }
+    let o = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            BIN,
+            "probe",
+            "10.255.0.1:443",
+            "--mode",
+            "tls",
+        ])
+        .args(["--insecure-skip-verify", "--output", "json"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["stage"].as_str(), v["reason"].as_str()),
+        (Some("connect"), Some("network_unreachable")),
+        "{v}"
+    );
+    assert!(v["detail"].as_str().unwrap().contains("10.255.0.1:443"));
+}
