@@ -344,7 +344,11 @@ impl Prober {
             Ok(Ok(stream)) => stream,
         };
         run.report.tls = Some(tls_info(&stream));
-        let h2 = run.report.tls.as_ref().and_then(|t| t.alpn.as_deref()) == Some("h2");
+        // Istio's sidecars also negotiate their own ALPN names for the same protocols.
+        let h2 = matches!(
+            run.report.tls.as_ref().and_then(|t| t.alpn.as_deref()),
+            Some("h2" | "istio-h2")
+        );
 
         match &target.http {
             Some(http) => {

@@ -8,6 +8,7 @@ use mtls_prober::demo::pki::LeafSpec;
 use tokio::process::Command;
 
 use crate::common::*;
+use crate::common::tools;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mtls-prober");
 
@@ -302,7 +303,7 @@ async fn adhoc_probe_of_one_address() {
 /// so the connect fails with ENETUNREACH and no packet leaves the machine.
 #[tokio::test]
 async fn no_route_is_network_unreachable() {
-    if !crate::common::tools::require("unshare", &["--net", "true"]) {
+    if !tools::require("unshare", &["--net", "true"]) {
         return;
     }
     let o = Command::new("unshare")
