@@ -87,7 +87,7 @@ def validate(files, versions):
         if not docs:
             problems.append(f"{name}: no resources")
         for doc in docs:
-            what = f"{name}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+            what = f"{Path(name).name}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
             key = (doc.get("apiVersion"), doc.get("kind"))
             if key in CRD_SCHEMAS:
                 schema = json.loads((SCHEMAS / CRD_SCHEMAS[key]).read_text())
@@ -99,16 +99,18 @@ def validate(files, versions):
                 if not errors:
                     print(f"  ok   {what} (vendored schema {CRD_SCHEMAS[key]})")
                 continue
+            passed = []
             for version in versions:
                 try:
-                    got = kv.validate(doc, version, strict=True)
-                    print(f"  ok   {what} (Kubernetes {got}, strict)")
+                    passed.append(kv.validate(doc, version, strict=True))
                 except kv.ValidationError as e:
                     path = ".".join(map(str, e.path)) or "<root>"
                     problems.append(f"{what}: Kubernetes {e.version}: {path}: {e.message}")
                 except kv.SchemaNotFoundError as e:
                     # kubernetes-validate only warns here; an unvalidated kind must not pass.
                     problems.append(f"{what}: no schema ({e.message}); vendor one in deploy/schemas/")
+            if len(passed) == len(versions):
+                print(f"  ok   {what} (Kubernetes {', '.join(passed)}, strict)")
     return problems
 
 
@@ -137,7 +139,7 @@ def policy(files):
         if not workloads:
             problems.append(f"{name}: no mtls-prober DaemonSet or Job")
         for w in workloads:
-            what = f"{name}: {w['kind']}/{w['metadata']['name']}"
+            what = f"{Path(name).name}: {w['kind']}/{w['metadata']['name']}"
             found = check_workload(w, by_kind, tomllib)
             problems += [f"{what}: {p}" for p in found]
             if not found:
