@@ -343,10 +343,9 @@ def metric_names(spec_path):
     for name, files in sorted(recording_used.items()):
         if name not in recorded:
             problems.append(f"recording rule {name} (in {', '.join(sorted(files))}) is not defined")
-    bases = {n for n in used}
     for name in sorted(listed):
         forms = {name} | {name + s for s in HISTOGRAM_SUFFIXES}
-        if not forms & bases:
+        if not forms & used.keys():
             print(f"  note {name} is exported but used by no rule or panel")
     print(f"  ok   {len(used)} mtls_probe_* names and {len(recording_used)} recording rules checked "
           f"against {len(listed)} listed metrics and {len(recorded)} defined rules")
@@ -460,6 +459,11 @@ def dockerfile(file, command):
         got = [arg for o, arg in final if o == op]
         if not got or json.loads(got[-1]) != json.loads(want):
             problems.append(f"{file}: {op} {got[-1] if got else None}; expected {want}")
+    for op, arg in instructions:
+        sources = arg.split()[:-1] if op == "COPY" and not arg.startswith("--from") else []
+        for src in sources:
+            if src != "." and not (Path(file).parent / src).exists():
+                print(f"  note {file}: COPY {src}: not in the repository yet; `docker build` fails until it is")
     labels = " ".join(arg for op, arg in final if op == "LABEL")
     for label in ("org.opencontainers.image.source", "org.opencontainers.image.version",
                   "org.opencontainers.image.licenses", "org.opencontainers.image.title"):
