@@ -7,8 +7,8 @@ use std::process::Output;
 use mtls_prober::demo::pki::LeafSpec;
 use tokio::process::Command;
 
-use crate::common::*;
 use crate::common::tools;
+use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mtls-prober");
 
