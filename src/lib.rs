@@ -7,9 +7,11 @@
 //!
 //! Module map (walls: `identity` never imports `probe`; `tls` never parses TOML;
 //! `classify` never does I/O; `metrics` only reads probe reports):
+//! - [`agent`]: the scheduled agent, its metrics, endpoints and reloads;
 //! - [`classify`]: the taxonomy and the pure error → reason mapping;
 //! - [`demo`]: the in-memory PKI and the loopback mesh of broken peers.
 
+pub mod agent;
 pub mod classify;
 pub mod cli;
 pub mod clock;

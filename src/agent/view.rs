@@ -1,0 +1,146 @@
+//! Read-only views of the agent's state, for the status page and `/api/v1/edges`.
+//! Renderers take these and never touch the agent's locks or metrics.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::Target;
+use crate::report::ProbeReport;
+
+/// One edge as the status page and the API see it.
+#[derive(Clone, Debug)]
+pub struct EdgeView {
+    /// The edge's target (name, address, mode, expect, expectation…).
+    pub target: std::sync::Arc<Target>,
+    /// The last completed probe, if any.
+    pub last: Option<ProbeReport>,
+    /// Success ratio per configured window, in window order: (label like "5m", ratio or
+    /// `None` when no probe completed in that window).
+    pub success_ratio: Vec<(String, Option<f64>)>,
+    /// Probes completed since the edge was created.
+    pub probes: u64,
+    /// Of which passed.
+    pub passes: u64,
+    /// When the edge last changed state (pass↔fail or reason), if ever.
+    pub since: Option<SystemTime>,
+}
+
+/// The agent-wide facts the status page shows above the edge table.
+#[derive(Clone, Debug)]
+pub struct AgentView {
+    /// The `source` label.
+    pub source: String,
+    /// Crate version.
+    pub version: &'static str,
+    /// When the agent started.
+    pub started: SystemTime,
+    /// `Ok` when ready, else why not (the `/readyz` body).
+    pub ready: Result<(), String>,
+    /// Our SPIFFE ID, if the identity is loaded and has one.
+    pub identity_spiffe_id: Option<String>,
+    /// Our certificate's `not_after`, if loaded.
+    pub identity_not_after: Option<SystemTime>,
+    /// Why the identity (or its last reload) failed, if it did.
+    pub identity_problem: Option<String>,
+    /// The config file and whether its last reload failed (and why).
+    pub config_file: String,
+    /// The last config reload error, if the running config is older than the file.
+    pub config_problem: Option<String>,
+}
+
+/// `/api/v1/edges`: the SPEC §8 object plus `success_ratio` per window. An edge not
+/// probed yet has `ok`, `at` and the layer fields `null`.
+#[derive(Debug, Serialize)]
+pub struct ApiEdge<'a> {
+    /// The last report's fields (or the target's, before the first probe).
+    #[serde(flatten)]
+    pub report: ApiReport<'a>,
+    /// `{"5m": 0.99, "30m": 1.0}`; `null` for a window without probes.
+    pub success_ratio: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Either a report or a placeholder for an edge not probed yet.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ApiReport<'a> {
+    /// The last probe.
+    Probed(&'a ProbeReport),
+    /// Not probed yet.
+    Pending(PendingEdge<'a>),
+}
+
+/// The §8 shape for an edge that has not completed a probe yet.
+#[derive(Debug, Serialize)]
+pub struct PendingEdge<'a> {
+    /// Source label.
+    pub source: &'a str,
+    /// Target name.
+    pub target: &'a str,
+    /// Configured `host:port`.
+    pub address: String,
+    /// Mode.
+    pub mode: crate::config::Mode,
+    /// Expect.
+    pub expect: crate::config::Expect,
+    /// Always `null`.
+    pub ok: Option<bool>,
+    /// Always `null`.
+    pub stage: Option<()>,
+    /// Always `null`.
+    pub reason: Option<()>,
+    /// "not probed yet".
+    pub detail: &'static str,
+    /// Always `null`.
+    pub hint: Option<()>,
+    /// Always `null`.
+    pub timings_ms: Option<()>,
+    /// Always `null`.
+    pub tls: Option<()>,
+    /// Always `null`.
+    pub peer: Option<()>,
+    /// Always `null`.
+    pub http: Option<()>,
+    /// Always `null`.
+    pub at: Option<()>,
+}
+
+impl EdgeView {
+    /// The `/api/v1/edges` object for this edge.
+    pub fn api<'a>(&'a self, source: &'a str) -> ApiEdge<'a> {
+        let report = match &self.last {
+            Some(r) => ApiReport::Probed(r),
+            None => ApiReport::Pending(PendingEdge {
+                source,
+                target: &self.target.name,
+                address: self.target.address.to_string(),
+                mode: self.target.mode,
+                expect: self.target.expect,
+                ok: None,
+                stage: None,
+                reason: None,
+                detail: "not probed yet",
+                hint: None,
+                timings_ms: None,
+                tls: None,
+                peer: None,
+                http: None,
+                at: None,
+            }),
+        };
+        let success_ratio = self
+            .success_ratio
+            .iter()
+            .map(|(w, r)| {
+                let v = r
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number);
+                (w.clone(), v)
+            })
+            .collect();
+        ApiEdge {
+            report,
+            success_ratio,
+        }
+    }
+}
