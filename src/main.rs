@@ -1,18 +1,29 @@
 //! The `mtls-prober` binary: parse, set up logging and the runtime, dispatch.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mtls_prober::cli::Cli;
+use mtls_prober::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    // Long-running commands log at info (one line per edge state change); one-shot
+    // commands only warn, their report is on stdout. RUST_LOG overrides both.
+    let (level, structured) = match cli.command {
+        Command::Run(_) | Command::Demo(_) => ("info", !std::io::stderr().is_terminal()),
+        Command::Watch(_) | Command::Probe(_) | Command::Check(_) => ("warn", false),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if structured {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,5 +1,499 @@
-//! The agent (`mtls-prober run`): scheduled edges, metrics, endpoints, live reloads.
+//! The agent (`mtls-prober run`): scheduled edges, metrics, endpoints, live reloads of
+//! the config and identity files, the `[serve]` listener and `[[discover]]` peers.
 
+pub mod discover;
+pub mod edges;
+pub mod http;
+pub mod metrics;
+pub mod reload;
 pub mod serve;
 pub mod status_page;
 pub mod view;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::config::{self, Config, Discover, Env};
+use crate::identity::Credentials;
+use crate::probe::{Prober, Resolver};
+use edges::{EdgeSet, EdgeSetOptions};
+use metrics::Metrics;
+use reload::{IdentityOutcome, IdentityReloader, content_digest, identity_paths};
+use view::AgentView;
+
+/// How often the config file is checked for changes (SIGHUP reloads at once).
+pub const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// What the endpoints read.
+pub struct AgentState {
+    /// The `source` label.
+    pub source: String,
+    /// When the agent started.
+    pub started: SystemTime,
+    /// The metrics registry.
+    pub metrics: Metrics,
+    /// The scheduled edges.
+    pub edges: EdgeSet,
+    creds: watch::Receiver<Arc<Credentials>>,
+    config_file: PathBuf,
+    current: Mutex<Config>,
+    config_problem: Mutex<Option<String>>,
+    identity_problem: Mutex<Option<String>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AgentState {
+    /// `Ok` once config and identity are loaded and the first round completed.
+    pub fn readiness(&self) -> Result<(), String> {
+        if lock(&self.current).identity.is_some() {
+            let creds = self.creds.borrow();
+            if let Err(e) = &creds.bundle {
+                return Err(format!("identity not loaded: {e}"));
+            }
+            if let Err(e) = &creds.client {
+                return Err(format!("identity not loaded: {e}"));
+            }
+        }
+        if !self.edges.first_round_complete() {
+            return Err("the first round of probes has not completed yet".into());
+        }
+        Ok(())
+    }
+
+    /// The header facts of the status page.
+    pub fn agent_view(&self) -> AgentView {
+        let creds = self.creds.borrow();
+        let (spiffe, not_after, mut problem) = match &creds.client {
+            Ok(c) => (
+                c.spiffe_id.as_ref().map(ToString::to_string),
+                Some(c.leaf.not_after),
+                None,
+            ),
+            Err(e) if lock(&self.current).identity.is_some() => (None, None, Some(e.clone())),
+            Err(_) => (None, None, None),
+        };
+        if let Some(p) = lock(&self.identity_problem).clone() {
+            problem = Some(match not_after {
+                Some(na) if na > self.clock.now() => format!(
+                    "the last reload failed, the previous identity is kept until it expires at {}: {p}",
+                    crate::identity::load::rfc3339(na)
+                ),
+                _ => p,
+            });
+        }
+        AgentView {
+            source: self.source.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            started: self.started,
+            ready: self.readiness(),
+            identity_spiffe_id: spiffe,
+            identity_not_after: not_after,
+            identity_problem: problem,
+            config_file: self.config_file.display().to_string(),
+            config_problem: lock(&self.config_problem).clone(),
+        }
+    }
+}
+
+/// How to start the agent.
+pub struct AgentOptions {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// `MTLS_PROBER_*` overrides.
+    pub env: Env,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A started agent.
+pub struct Agent {
+    state: Arc<AgentState>,
+    shutdown_tx: watch::Sender<bool>,
+    addr: SocketAddr,
+    serve_addr: Option<SocketAddr>,
+    max_timeout: Duration,
+}
+
+impl Agent {
+    /// Loads the config and identity, binds the listeners and starts every task. Errors
+    /// (bad config, a port in use) are for the caller to report; nothing runs then.
+    pub async fn start(opts: AgentOptions) -> Result<Self, String> {
+        let config = config::load(&opts.config_path, &opts.env).map_err(|e| e.to_string())?;
+        let source = config.agent.source.clone();
+        let metrics = Metrics::new(&source).map_err(|e| format!("metrics: {e}"))?;
+        let resolver = Resolver::new(&config.agent.dns_servers);
+        let prober = Prober::new(resolver.clone(), opts.clock.clone());
+        let creds = Credentials::load(
+            config.identity.as_ref(),
+            prober.provider(),
+            opts.clock.now(),
+        );
+        log_identity(&creds, config.identity.is_some());
+        if let Ok(c) = &creds.client {
+            metrics.set_identity_not_after(Some(c.leaf.not_after));
+        }
+        let (creds_tx, creds_rx) = watch::channel(Arc::new(creds));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+        let listener = TcpListener::bind(config.agent.listen).await.map_err(|e| {
+            format!(
+                "cannot listen on {} (agent.listen): {e}",
+                config.agent.listen
+            )
+        })?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let serve_listener = match &config.serve {
+            Some(s) => Some(
+                TcpListener::bind(s.listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {} (serve.listen): {e}", s.listen))?,
+            ),
+            None => None,
+        };
+        let serve_addr = serve_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+        let edges = EdgeSet::new(EdgeSetOptions {
+            source: source.clone(),
+            prober: prober.clone(),
+            creds: creds_rx.clone(),
+            max_concurrency: config.agent.max_concurrency,
+            windows: config.agent.windows.clone(),
+            jitter: config.agent.jitter,
+            metrics: Some(metrics.clone()),
+            shutdown: shutdown_rx.clone(),
+            observer: None,
+        });
+        for t in &config.targets {
+            edges.upsert(t.clone(), true);
+        }
+        let max_timeout = config
+            .targets
+            .iter()
+            .map(|t| t.timeout)
+            .max()
+            .unwrap_or_default();
+        let state = Arc::new(AgentState {
+            source: source.clone(),
+            started: opts.clock.now(),
+            metrics: metrics.clone(),
+            edges: edges.clone(),
+            creds: creds_rx.clone(),
+            config_file: opts.config_path.clone(),
+            current: Mutex::new(config.clone()),
+            config_problem: Mutex::new(None),
+            identity_problem: Mutex::new(None),
+            clock: opts.clock.clone(),
+        });
+        let discovers = Discovers::new(edges.clone(), resolver, shutdown_rx.clone());
+        discovers.sync(&config.discover);
+
+        tokio::spawn(http::serve(listener, state.clone(), shutdown_rx.clone()));
+        if let (Some(l), Some(s)) = (serve_listener, &config.serve) {
+            let mut shutdown = shutdown_rx.clone();
+            tokio::spawn(serve::run(
+                l,
+                s.client_auth,
+                source.clone(),
+                creds_rx.clone(),
+                async move {
+                    let _ = shutdown.changed().await;
+                },
+            ));
+        }
+        let identity_changed = Arc::new(Notify::new());
+        let digest = config
+            .identity
+            .as_ref()
+            .map(|c| content_digest(&identity_paths(c)));
+        tokio::spawn(identity_loop(
+            state.clone(),
+            IdentityReloader::new(prober.provider().clone(), digest),
+            creds_tx,
+            identity_changed.clone(),
+            shutdown_rx.clone(),
+        ));
+        tokio::spawn(config_loop(
+            state.clone(),
+            opts,
+            discovers,
+            identity_changed,
+            shutdown_rx,
+        ));
+        tracing::info!(addr = %addr, source = %source, edges = edges.len(), "listening");
+        if let Some(a) = serve_addr {
+            tracing::info!(addr = %a, "serving mTLS peers");
+        }
+        Ok(Self {
+            state,
+            shutdown_tx,
+            addr,
+            serve_addr,
+            max_timeout,
+        })
+    }
+
+    /// The endpoints' address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `[serve]` address, if configured.
+    pub fn serve_addr(&self) -> Option<SocketAddr> {
+        self.serve_addr
+    }
+
+    /// The shared state (for the demo and the watch).
+    pub fn state(&self) -> &Arc<AgentState> {
+        &self.state
+    }
+
+    /// Stops scheduling, lets in-flight probes finish within their timeout, stops.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: no new probes; waiting for the ones in flight");
+        let _ = self.shutdown_tx.send(true);
+        self.state
+            .edges
+            .drain(self.max_timeout + Duration::from_secs(1))
+            .await;
+    }
+}
+
+fn log_identity(creds: &Credentials, configured: bool) {
+    match (&creds.bundle, &creds.client) {
+        (Ok(b), Ok(c)) => tracing::info!(
+            spiffe_id = %c.spiffe_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+            serial = %c.leaf.serial,
+            not_after = %crate::identity::load::rfc3339(c.leaf.not_after),
+            roots = b.roots().len(),
+            "identity loaded"
+        ),
+        (bundle, client) if configured => tracing::warn!(
+            bundle = %bundle.as_ref().err().map(String::as_str).unwrap_or("ok"),
+            client = %client.as_ref().err().map(String::as_str).unwrap_or("ok"),
+            "identity not loaded; mtls probes fail with local/identity_unavailable until the files are valid"
+        ),
+        _ => {}
+    }
+}
+
+/// The running `[[discover]]` tasks, by name.
+struct Discovers {
+    edges: EdgeSet,
+    resolver: Resolver,
+    shutdown: watch::Receiver<bool>,
+    running: Mutex<BTreeMap<String, (Discover, tokio::task::JoinHandle<()>)>>,
+}
+
+impl Discovers {
+    fn new(edges: EdgeSet, resolver: Resolver, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            edges,
+            resolver,
+            shutdown,
+            running: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Starts, restarts or stops discover tasks to match `wanted`.
+    fn sync(&self, wanted: &[Discover]) {
+        let mut running = lock(&self.running);
+        let stale: Vec<String> = running
+            .iter()
+            .filter(|(name, (d, _))| !wanted.iter().any(|w| &w.name == *name && w == d))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some((_, task)) = running.remove(&name) {
+                task.abort();
+            }
+            let prefix = format!("{name}/");
+            for edge in self.edges.names() {
+                if edge.starts_with(&prefix) {
+                    self.edges.remove(&edge);
+                }
+            }
+        }
+        for d in wanted {
+            if !running.contains_key(&d.name) {
+                let task = tokio::spawn(discover::run(
+                    d.clone(),
+                    self.edges.clone(),
+                    self.resolver.clone(),
+                    self.shutdown.clone(),
+                    false,
+                ));
+                running.insert(d.name.clone(), (d.clone(), task));
+            }
+        }
+    }
+}
+
+async fn identity_loop(
+    state: Arc<AgentState>,
+    mut reloader: IdentityReloader,
+    creds_tx: watch::Sender<Arc<Credentials>>,
+    changed: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let cfg = lock(&state.current).identity.clone();
+        let period = cfg.as_ref().map_or(Duration::from_secs(30), |c| c.reload);
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = changed.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(cfg) = cfg.or_else(|| lock(&state.current).identity.clone()) else {
+            continue;
+        };
+        match reloader.poll(&cfg, state.clock.now(), &creds_tx) {
+            IdentityOutcome::Unchanged => {}
+            IdentityOutcome::Reloaded => {
+                state.metrics.identity_reload(true);
+                *lock(&state.identity_problem) = None;
+                let creds = creds_tx.borrow().clone();
+                if let Ok(c) = &creds.client {
+                    state.metrics.set_identity_not_after(Some(c.leaf.not_after));
+                    tracing::info!(
+                        serial = %c.leaf.serial,
+                        not_after = %crate::identity::load::rfc3339(c.leaf.not_after),
+                        "identity reloaded; new handshakes use it"
+                    );
+                }
+            }
+            IdentityOutcome::Failed(problem) => {
+                state.metrics.identity_reload(false);
+                let kept = creds_tx
+                    .borrow()
+                    .client
+                    .as_ref()
+                    .ok()
+                    .map(|c| c.leaf.not_after);
+                match kept {
+                    Some(na) => tracing::warn!(
+                        problem = %problem,
+                        kept_until = %crate::identity::load::rfc3339(na),
+                        "identity reload failed; keeping the previous identity until it expires"
+                    ),
+                    None => {
+                        tracing::warn!(problem = %problem, "identity reload failed; no valid identity")
+                    }
+                }
+                *lock(&state.identity_problem) = Some(problem);
+            }
+        }
+    }
+}
+
+async fn config_loop(
+    state: Arc<AgentState>,
+    opts: AgentOptions,
+    discovers: Discovers,
+    identity_changed: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let path = opts.config_path.clone();
+    let mut digest = content_digest(&[&path]);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<()>();
+        let forced = tokio::select! {
+            () = tokio::time::sleep(CONFIG_POLL) => false,
+            () = hangup => true,
+            _ = shutdown.changed() => return,
+        };
+        let now = content_digest(&[&path]);
+        if now == digest && !forced {
+            continue;
+        }
+        digest = now;
+        match config::load(&path, &opts.env) {
+            Ok(new) => {
+                apply(&state, &discovers, new, &identity_changed);
+                state.metrics.config_reload(true);
+                *lock(&state.config_problem) = None;
+                tracing::info!(file = %path.display(), edges = state.edges.len(), "config reloaded");
+            }
+            Err(e) => {
+                state.metrics.config_reload(false);
+                tracing::error!(error = %e, "config reload failed; the running config stays in force");
+                *lock(&state.config_problem) = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Applies a validated new config: edges are added, removed and changed in place (the
+/// others keep their history); settings that need a restart are named in the log.
+fn apply(state: &AgentState, discovers: &Discovers, new: Config, identity_changed: &Notify) {
+    let mut current = lock(&state.current);
+    let (old_a, new_a) = (&current.agent, &new.agent);
+    for (what, changed) in [
+        ("agent.source", old_a.source != new_a.source),
+        ("agent.listen", old_a.listen != new_a.listen),
+        ("agent.windows", old_a.windows != new_a.windows),
+        ("agent.dns_servers", old_a.dns_servers != new_a.dns_servers),
+        ("serve", current.serve != new.serve),
+    ] {
+        if changed {
+            tracing::warn!(
+                setting = what,
+                "changed in the config; restart the agent to apply it"
+            );
+        }
+    }
+    if old_a.max_concurrency != new_a.max_concurrency {
+        state
+            .edges
+            .set_max_concurrency(old_a.max_concurrency, new_a.max_concurrency);
+    }
+    let wanted: std::collections::BTreeSet<&str> =
+        new.targets.iter().map(|t| t.name.as_str()).collect();
+    for old in &current.targets {
+        if !wanted.contains(old.name.as_str()) {
+            state.edges.remove(&old.name);
+        }
+    }
+    for t in &new.targets {
+        state.edges.upsert(t.clone(), false);
+    }
+    discovers.sync(&new.discover);
+    let identity_moved = current.identity != new.identity;
+    // Settings that need a restart keep their running values.
+    let mut next = new;
+    next.agent.source.clone_from(&current.agent.source);
+    next.agent.listen = current.agent.listen;
+    next.agent.windows.clone_from(&current.agent.windows);
+    next.agent
+        .dns_servers
+        .clone_from(&current.agent.dns_servers);
+    next.serve.clone_from(&current.serve);
+    *current = next;
+    drop(current);
+    if identity_moved {
+        identity_changed.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

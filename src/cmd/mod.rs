@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod probe;
+pub mod run;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -31,9 +32,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &env).await,
         Command::Check(args) => check::run(&args, &env),
-        Command::Run(_) | Command::Watch(_) | Command::Demo(_) => {
-            Err(CmdError("not implemented yet".into()))
-        }
+        Command::Run(args) => run::run(args, env).await,
+        Command::Watch(_) | Command::Demo(_) => Err(CmdError("not implemented yet".into())),
     };
     match result {
         Ok(code) => code,

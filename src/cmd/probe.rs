@@ -153,7 +153,9 @@ fn adhoc_config(address: &str, args: &ProbeArgs, env: &Env) -> Result<Config, Cm
         Value::String(humantime::format_duration(args.timeout).to_string()),
     );
     root.insert("agent".into(), Value::Table(agent));
-    if args.cert.is_some() || args.ca.is_some() {
+    // An insecure tls probe needs no bundle, but the config requires [identity] for
+    // tls targets; placeholder paths load as "unavailable" and are never used.
+    if args.cert.is_some() || args.ca.is_some() || mode != ModeArg::Plaintext {
         let mut id = Table::new();
         let path = |p: &Option<std::path::PathBuf>| {
             Value::String(

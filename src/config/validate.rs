@@ -241,6 +241,27 @@ impl Cx<'_> {
                     ),
                 ));
             }
+            // A tls probe verifies the peer against [identity].ca, its only trust bundle.
+            let tls_user = targets
+                .iter()
+                .find(|t| t.mode == Mode::Tls)
+                .map(|t| format!("target {:?}", t.name))
+                .or_else(|| {
+                    discover
+                        .iter()
+                        .find(|d| d.template.mode == Mode::Tls)
+                        .map(|d| format!("discover {:?}", d.name))
+                });
+            if let Some(user) = tls_user {
+                return Err(self.err(
+                    "identity",
+                    format!(
+                        "missing [identity]: {user} uses mode = \"tls\", which verifies the \
+                         peer against the trust bundle [identity].ca; expected an [identity] \
+                         table with cert, key and ca"
+                    ),
+                ));
+            }
             if serve.is_some() {
                 return Err(self.err(
                     "identity",
@@ -1417,6 +1438,11 @@ mod tests {
             "target \"api\" uses mode = \"mtls\"",
         ),
         (
+            "tls-without-identity.toml",
+            Some("identity"),
+            "target \"prod/api\" uses mode = \"tls\"",
+        ),
+        (
             "not-toml.toml",
             None,
             "not valid TOML: TOML parse error at line 2",
@@ -2320,7 +2346,9 @@ mod tests {
 
     #[test]
     fn probe_key_rules() {
-        let tls = "[[target]]\nname = \"t\"\naddress = \"t.example:443\"\nmode = \"tls\"\n";
+        let tls = format!(
+            "{IDENTITY}[[target]]\nname = \"t\"\naddress = \"t.example:443\"\nmode = \"tls\"\n"
+        );
         for (extra, key, fragment) in [
             (
                 "alpn = [\"\"]",
@@ -2450,21 +2478,21 @@ mod tests {
             ("a\tb", "control characters"),
         ] {
             let (k, problem) = err_of(&format!(
-                "[[target]]\nname = {name:?}\naddress = \"a:1\"\nmode = \"tls\"\n"
+                "{IDENTITY}[[target]]\nname = {name:?}\naddress = \"a:1\"\nmode = \"tls\"\n"
             ));
             assert_eq!(k.as_deref(), Some("target[0].name"));
             assert!(problem.contains(fragment), "{name:?}: {problem}");
         }
         let long = "é".repeat(201);
         let (_, problem) = err_of(&format!(
-            "[[target]]\nname = \"{long}\"\naddress = \"a:1\"\nmode = \"tls\"\n"
+            "{IDENTITY}[[target]]\nname = \"{long}\"\naddress = \"a:1\"\nmode = \"tls\"\n"
         ));
         assert!(
             problem.contains("201 characters long; expected at most 200"),
             "{problem}"
         );
         load_text(&format!(
-            "[[target]]\nname = \"{}\"\naddress = \"a:1\"\nmode = \"tls\"\n",
+            "{IDENTITY}[[target]]\nname = \"{}\"\naddress = \"a:1\"\nmode = \"tls\"\n",
             "é".repeat(200)
         ))
         .unwrap();

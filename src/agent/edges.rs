@@ -1,0 +1,424 @@
+//! The scheduled edges: one task per edge, all sharing one semaphore.
+//!
+//! - A probe never overlaps with itself: each edge is a sequential loop.
+//! - At most `max_concurrency` probes are in flight (the semaphore); a slow or hostile
+//!   edge holds one permit for at most its timeout and delays no other edge's schedule.
+//! - Start times are spread over the interval by a hash of (source, target), so a
+//!   restart or reload creates no thundering herd; the first round is compressed into
+//!   the first `jitter × interval` so results (and readiness) come quickly.
+//! - Missed slots are skipped, never bursted; how late a probe starts against its slot
+//!   is the schedule-lag histogram.
+//! - The `watch` command reuses this with an observer and without metrics.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::metrics::{EdgeMetrics, Metrics, window_label};
+use super::view::EdgeView;
+use super::window::Windows;
+use crate::config::Target;
+use crate::identity::Credentials;
+use crate::probe::Prober;
+use crate::report::ProbeReport;
+
+/// Called with every completed probe (the `watch` command's live view and report).
+pub type Observer = Arc<dyn Fn(&ProbeReport, Option<&ProbeReport>) + Send + Sync>;
+
+/// What every edge task shares.
+struct Inner {
+    source: String,
+    prober: Prober,
+    creds: watch::Receiver<Arc<Credentials>>,
+    permits: Arc<Semaphore>,
+    metrics: Option<Metrics>,
+    windows: Vec<Duration>,
+    window_labels: Vec<String>,
+    jitter: f64,
+    base: Instant,
+    shutdown: watch::Receiver<bool>,
+    observer: Option<Observer>,
+    first_round_pending: AtomicUsize,
+    first_round_done: Notify,
+}
+
+/// One edge's state, shared between its task and the readers (API, status page).
+pub struct Edge {
+    state: Mutex<EdgeState>,
+}
+
+struct EdgeState {
+    target: Arc<Target>,
+    last: Option<ProbeReport>,
+    windows: Windows,
+    probes: u64,
+    passes: u64,
+    since: Option<SystemTime>,
+    metrics: Option<EdgeMetrics>,
+    in_first_round: bool,
+}
+
+struct Entry {
+    edge: Arc<Edge>,
+    target_tx: watch::Sender<Arc<Target>>,
+    task: tokio::task::AbortHandle,
+}
+
+/// The set of scheduled edges.
+#[derive(Clone)]
+pub struct EdgeSet {
+    inner: Arc<Inner>,
+    entries: Arc<Mutex<BTreeMap<String, Entry>>>,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+/// Settings of an [`EdgeSet`].
+pub struct EdgeSetOptions {
+    /// The `source` label.
+    pub source: String,
+    /// Runs the probes.
+    pub prober: Prober,
+    /// The current identity.
+    pub creds: watch::Receiver<Arc<Credentials>>,
+    /// Probes in flight at once.
+    pub max_concurrency: usize,
+    /// Success-ratio windows.
+    pub windows: Vec<Duration>,
+    /// First-round spread as a fraction of the interval.
+    pub jitter: f64,
+    /// Metrics to record into (none for `watch`).
+    pub metrics: Option<Metrics>,
+    /// Stops scheduling when it turns `true`.
+    pub shutdown: watch::Receiver<bool>,
+    /// Sees every completed probe (with the edge's previous report).
+    pub observer: Option<Observer>,
+}
+
+impl EdgeSet {
+    /// An empty set.
+    pub fn new(o: EdgeSetOptions) -> Self {
+        let window_labels = o.windows.iter().map(|w| window_label(*w)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                source: o.source,
+                prober: o.prober,
+                creds: o.creds,
+                permits: Arc::new(Semaphore::new(o.max_concurrency.max(1))),
+                metrics: o.metrics,
+                windows: o.windows,
+                window_labels,
+                jitter: o.jitter.clamp(0.0, 1.0),
+                base: Instant::now(),
+                shutdown: o.shutdown,
+                observer: o.observer,
+                first_round_pending: AtomicUsize::new(0),
+                first_round_done: Notify::new(),
+            }),
+            entries: Arc::new(Mutex::new(BTreeMap::new())),
+            tasks: Arc::new(Mutex::new(JoinSet::new())),
+        }
+    }
+
+    /// Adds an edge, or updates the definition of an existing one (its history — windows,
+    /// counters, last report — is kept). `first_round` edges count toward readiness.
+    pub fn upsert(&self, target: Target, first_round: bool) {
+        let mut entries = lock(&self.entries);
+        if let Some(e) = entries.get(&target.name) {
+            if **e.target_tx.borrow() != target {
+                let target = Arc::new(target);
+                lock(&e.edge.state).target = target.clone();
+                e.target_tx.send_replace(target);
+            }
+            return;
+        }
+        let name = target.name.clone();
+        let target = Arc::new(target);
+        let metrics = self
+            .inner
+            .metrics
+            .as_ref()
+            .map(|m| m.edge(&name, &self.inner.window_labels));
+        if first_round {
+            self.inner
+                .first_round_pending
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        let edge = Arc::new(Edge {
+            state: Mutex::new(EdgeState {
+                windows: Windows::new(target.interval, &self.inner.windows),
+                target: target.clone(),
+                last: None,
+                probes: 0,
+                passes: 0,
+                since: None,
+                metrics,
+                in_first_round: first_round,
+            }),
+        });
+        let (target_tx, target_rx) = watch::channel(target);
+        let task = lock(&self.tasks).spawn(edge_loop(self.inner.clone(), edge.clone(), target_rx));
+        entries.insert(
+            name,
+            Entry {
+                edge,
+                target_tx,
+                task,
+            },
+        );
+        if let Some(m) = &self.inner.metrics {
+            m.set_targets(entries.len());
+        }
+    }
+
+    /// Removes an edge: its task stops and its series disappear.
+    pub fn remove(&self, name: &str) {
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries.remove(name) else {
+            return;
+        };
+        entry.task.abort();
+        let mut st = lock(&entry.edge.state);
+        self.inner.leave_first_round(&mut st);
+        if let (Some(m), Some(em)) = (&self.inner.metrics, st.metrics.take()) {
+            m.forget(em);
+        }
+        if let Some(m) = &self.inner.metrics {
+            m.set_targets(entries.len());
+        }
+    }
+
+    /// The names of all edges.
+    pub fn names(&self) -> Vec<String> {
+        lock(&self.entries).keys().cloned().collect()
+    }
+
+    /// How many edges are scheduled.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    /// Whether no edge is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every first-round edge has completed a probe.
+    pub fn first_round_complete(&self) -> bool {
+        self.inner.first_round_pending.load(Ordering::SeqCst) == 0
+    }
+
+    /// Waits until [`Self::first_round_complete`].
+    pub async fn wait_first_round(&self) {
+        loop {
+            let notified = self.inner.first_round_done.notified();
+            if self.first_round_complete() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Snapshots of every edge, in name order.
+    pub fn views(&self) -> Vec<EdgeView> {
+        let now_ms = self.inner.now_ms();
+        let edges: Vec<Arc<Edge>> = lock(&self.entries)
+            .values()
+            .map(|e| e.edge.clone())
+            .collect();
+        edges
+            .iter()
+            .map(|edge| {
+                let st = lock(&edge.state);
+                EdgeView {
+                    target: st.target.clone(),
+                    last: st.last.clone(),
+                    success_ratio: self
+                        .inner
+                        .window_labels
+                        .iter()
+                        .cloned()
+                        .zip(st.windows.ratios(now_ms))
+                        .collect(),
+                    probes: st.probes,
+                    passes: st.passes,
+                    since: st.since,
+                }
+            })
+            .collect()
+    }
+
+    /// Changes `max_concurrency` (a config reload).
+    pub fn set_max_concurrency(&self, old: usize, new: usize) {
+        if new > old {
+            self.inner.permits.add_permits(new - old);
+        } else if old > new {
+            // Permits in use are taken back as they are released.
+            let permits = self.inner.permits.clone();
+            let n = u32::try_from(old - new).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(n).await {
+                    p.forget();
+                }
+            });
+        }
+    }
+
+    /// Waits for the edge tasks to stop after shutdown was signalled (each finishes its
+    /// in-flight probe, which its timeout bounds), at most `grace`.
+    pub async fn drain(&self, grace: Duration) {
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        tasks.abort_all();
+    }
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn leave_first_round(&self, st: &mut EdgeState) {
+        if std::mem::take(&mut st.in_first_round)
+            && self.first_round_pending.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            self.first_round_done.notify_waiters();
+        }
+    }
+
+    /// Where this edge sits in the interval: a stable fraction from (source, target).
+    fn phase(&self, target: &Target) -> f64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.source.hash(&mut h);
+        target.name.hash(&mut h);
+        (h.finish() % 1_000_000) as f64 / 1_000_000.0
+    }
+
+    fn record(&self, edge: &Edge, report: ProbeReport) {
+        let now_ms = self.now_ms();
+        let mut st = lock(&edge.state);
+        st.windows.record(now_ms, report.ok);
+        let ratios: Vec<Option<f64>> = st.windows.ratios(now_ms).collect();
+        if let (Some(m), Some(em)) = (&self.metrics, st.metrics.as_mut()) {
+            m.record(em, &report, &ratios);
+        }
+        st.probes += 1;
+        if report.ok {
+            st.passes += 1;
+        }
+        let previous = st.last.as_ref().map(|r| (r.ok, r.reason));
+        if previous != Some((report.ok, report.reason)) {
+            st.since = Some(SystemTime::now());
+            log_transition(st.last.as_ref(), &report);
+        }
+        if let Some(observer) = &self.observer {
+            observer(&report, st.last.as_ref());
+        }
+        st.last = Some(report);
+        self.leave_first_round(&mut st);
+    }
+}
+
+/// One line per state change of an edge (pass→fail, fail→pass, reason change), never one
+/// per probe.
+fn log_transition(previous: Option<&ProbeReport>, r: &ProbeReport) {
+    let was = previous.map(|p| match p.reason {
+        Some(reason) => reason.as_str(),
+        None => "pass",
+    });
+    let was = was.unwrap_or("new");
+    match r.reason {
+        None => tracing::info!(
+            edge = %r.target,
+            address = %r.address,
+            previous = was,
+            "edge passing"
+        ),
+        Some(reason) => tracing::warn!(
+            edge = %r.target,
+            address = %r.address,
+            previous = was,
+            stage = reason.stage().as_str(),
+            reason = reason.as_str(),
+            detail = r.detail.as_deref().unwrap_or(""),
+            "edge failing"
+        ),
+    }
+}
+
+async fn edge_loop(
+    inner: Arc<Inner>,
+    edge: Arc<Edge>,
+    mut target_rx: watch::Receiver<Arc<Target>>,
+) {
+    let mut shutdown = inner.shutdown.clone();
+    let mut creds = inner.creds.clone();
+    let mut target = target_rx.borrow_and_update().clone();
+    let mut prepared = inner
+        .prober
+        .prepare(target.clone(), &creds.borrow_and_update());
+    let phase = inner.phase(&target);
+    let mut slot = Instant::now() + target.interval.mul_f64(phase * inner.jitter);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(slot) => {}
+            changed = target_rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let new = target_rx.borrow_and_update().clone();
+                if new.interval != target.interval {
+                    slot = Instant::now() + new.interval.mul_f64(phase);
+                }
+                target = new;
+                prepared = inner.prober.prepare(target.clone(), &creds.borrow());
+                continue;
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let permit = tokio::select! {
+            p = inner.permits.acquire() => p,
+            _ = shutdown.changed() => return,
+        };
+        let Ok(_permit) = permit else {
+            return;
+        };
+        let started = Instant::now();
+        if let Some(m) = &inner.metrics {
+            m.observe_lag(started.saturating_duration_since(slot));
+        }
+        if creds.has_changed().unwrap_or(false) {
+            prepared = inner
+                .prober
+                .prepare(target.clone(), &creds.borrow_and_update());
+        }
+        let report = inner.prober.run(&prepared, &inner.source).await;
+        drop(_permit);
+        inner.record(&edge, report);
+        // The slot after the compressed first round is the edge's spread phase.
+        slot = if first {
+            first = false;
+            slot + target.interval.mul_f64(1.0 + phase * (1.0 - inner.jitter))
+        } else {
+            slot + target.interval
+        };
+        let now = Instant::now();
+        while slot <= now {
+            slot += target.interval;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,149 @@
+//! The agent's HTTP listener (SPEC §7): `/metrics`, `/healthz`, `/readyz`,
+//! `/api/v1/edges` and the status page at `/`.
+//!
+//! Bounded like any listener exposed to a cluster: request heads must arrive within
+//! [`HEADER_TIMEOUT`] and fit in [`MAX_HEAD`], request bodies are never read, and at
+//! most [`MAX_CONNECTIONS`] connections are served at once (more are closed at once).
+//! Every connection is its own task, so a slow client never delays a scrape.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::AgentState;
+use super::status_page;
+
+/// A request head must arrive within this.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 512;
+/// A connection is closed after this long, whatever it is doing.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AgentState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of file descriptors or similar: yield so the loop does not spin.
+            tokio::task::yield_now().await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, &req)) }
+            });
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD);
+            builder
+                .http2()
+                .max_header_list_size(MAX_HEAD as u32)
+                .max_concurrent_streams(16);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(MAX_CONNECTION_AGE, conn).await;
+            drop(slot);
+        });
+    }
+}
+
+fn route(state: &AgentState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match req.uri().path() {
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.metrics.render(),
+        ),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => match state.readiness() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {why}\n"),
+            ),
+        },
+        "/api/v1/edges" => {
+            let views = state.edges.views();
+            let source = state.source.clone();
+            let api: Vec<_> = views.iter().map(|v| v.api(&source)).collect();
+            match serde_json::to_vec(&api) {
+                Ok(body) => respond(StatusCode::OK, "application/json", body),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("encoding: {e}\n"),
+                ),
+            }
+        }
+        "/" => {
+            let views = state.edges.views();
+            let page = status_page::render(&state.agent_view(), &views);
+            respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                page.into_bytes(),
+            )
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /, /metrics, /api/v1/edges, /healthz, /readyz\n",
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
