@@ -7,6 +7,7 @@
 //! - `net`: local identity, resolve and connect stages;
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
+//! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 #![allow(
@@ -16,6 +17,7 @@
     unreachable_pub
 )]
 
+mod agent;
 mod certificate;
 mod cli;
 mod common;

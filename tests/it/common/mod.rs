@@ -1,6 +1,7 @@
 //! Shared test fixtures: a PKI generated per test and written to a temp dir, targets
 //! with every default filled in, and a prober.
 
+pub mod agent;
 pub mod dns;
 pub mod tools;
 
