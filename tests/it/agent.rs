@@ -417,7 +417,7 @@ fn shared_port() -> u16 {
 #[tokio::test]
 async fn two_agents_form_an_mtls_peer_matrix() {
     let pki = Pki::new();
-    let dns = crate::common::dns::DnsServer::start().await;
+    let dns = mtls_prober::demo::dns::DnsServer::start().await.unwrap();
     let ips: [std::net::IpAddr; 2] = ["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
     dns.set("mtls-prober.monitoring.test", &ips);
     let port = shared_port();
@@ -435,7 +435,7 @@ async fn two_agents_form_an_mtls_peer_matrix() {
                  [serve]\nlisten = \"{ip}:{port}\"\n\
                  [[discover]]\nname = \"agents\"\ndns = \"mtls-prober.monitoring.test\"\nport = {port}\n\
                  trust_domain = \"cluster.local\"\nrefresh = \"500ms\"\n[discover.http]\npath = \"/healthz\"\n",
-                dns = dns.addr,
+                dns = dns.addr(),
                 identity = identity_block(&cert, &key, &pki.path("root-cert.pem")),
             ),
         );

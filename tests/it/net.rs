@@ -8,7 +8,7 @@ use mtls_prober::config::{HostPort, Mode};
 use mtls_prober::identity::Credentials;
 use mtls_prober::probe::{Prober, Resolver};
 
-use crate::common::dns::DnsServer;
+use mtls_prober::demo::dns::DnsServer;
 use crate::common::*;
 
 #[tokio::test]
@@ -48,11 +48,11 @@ async fn full_accept_queue_times_out_the_connect() {
 #[tokio::test]
 async fn names_resolve_through_the_configured_dns_server() {
     let pki = Pki::new();
-    let dns = DnsServer::start().await;
+    let dns = DnsServer::start().await.unwrap();
     let server = pki.strict_peer(HttpBehavior::Respond(Response::ok())).await;
     dns.set("api.prod.test", &[server.addr().ip()]);
     dns.set("empty.prod.test", &[]);
-    let prober = Prober::new(Resolver::new(&[dns.addr]), Arc::new(SystemClock));
+    let prober = Prober::new(Resolver::new(&[dns.addr()]), Arc::new(SystemClock));
     let creds = pki.credentials(&prober);
     let run = |host: &str| {
         let mut t = http_target(server.addr(), Mode::Mtls);

@@ -2,7 +2,6 @@
 //! with every default filled in, and a prober.
 
 pub mod agent;
-pub mod dns;
 pub mod tools;
 
 use std::path::PathBuf;

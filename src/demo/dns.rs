@@ -1,11 +1,13 @@
-//! A tiny authoritative DNS server on 127.0.0.1 (UDP) for resolve-stage and discovery
-//! tests, so no query ever leaves the machine. Names it knows answer with their
-//! addresses; every other name is NXDOMAIN; `fail(true)` makes every answer SERVFAIL.
+//! A tiny authoritative DNS server on 127.0.0.1 (UDP), so the demo's services have
+//! names and the resolve stage can be shown failing, without any query leaving the
+//! machine. Names it knows answer with their addresses; names marked failing answer
+//! SERVFAIL (`dns_error`); every other name is NXDOMAIN (`dns_not_found`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::rdata::{A, AAAA};
@@ -15,35 +17,45 @@ use tokio::net::UdpSocket;
 #[derive(Default)]
 struct Zone {
     names: Mutex<HashMap<String, Vec<IpAddr>>>,
-    fail: AtomicBool,
+    failing: Mutex<HashSet<String>>,
+    fail_all: AtomicBool,
 }
 
+/// A running DNS server; stops when dropped.
 pub struct DnsServer {
-    pub addr: SocketAddr,
+    addr: SocketAddr,
     zone: Arc<Zone>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl DnsServer {
-    pub async fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = socket.local_addr().unwrap();
+    /// Binds 127.0.0.1:0 (UDP) and serves.
+    pub async fn start() -> io::Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let addr = socket.local_addr()?;
         let zone = Arc::new(Zone::default());
         let task = tokio::spawn(serve(socket, zone.clone()));
-        Self { addr, zone, task }
+        Ok(Self { addr, zone, task })
     }
 
-    /// Sets (or with an empty list, empties) the addresses of `name`.
+    /// The server's address (for `agent.dns_servers`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sets (or, with an empty list, empties: NODATA) the addresses of `name`.
     pub fn set(&self, name: &str, ips: &[IpAddr]) {
-        self.zone.names.lock().unwrap().insert(
-            name.trim_end_matches('.').to_ascii_lowercase(),
-            ips.to_vec(),
-        );
+        lock(&self.zone.names).insert(normalize(name), ips.to_vec());
     }
 
-    /// Makes every query fail with SERVFAIL (a broken resolver).
+    /// Makes queries for `name` fail with SERVFAIL.
+    pub fn fail_name(&self, name: &str) {
+        lock(&self.zone.failing).insert(normalize(name));
+    }
+
+    /// Makes every query fail with SERVFAIL (a broken resolver), or stops doing so.
     pub fn fail(&self, on: bool) {
-        self.zone.fail.store(on, Ordering::SeqCst);
+        self.zone.fail_all.store(on, Ordering::SeqCst);
     }
 }
 
@@ -51,6 +63,10 @@ impl Drop for DnsServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 async fn serve(socket: UdpSocket, zone: Arc<Zone>) {
@@ -62,8 +78,7 @@ async fn serve(socket: UdpSocket, zone: Arc<Zone>) {
         let Ok(query) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        let reply = answer(&query, &zone);
-        if let Ok(bytes) = reply.to_vec() {
+        if let Ok(bytes) = answer(&query, &zone).to_vec() {
             let _ = socket.send_to(&bytes, from).await;
         }
     }
@@ -75,17 +90,18 @@ fn answer(query: &Message, zone: &Zone) -> Message {
     reply.metadata.recursion_available = true;
     reply.metadata.authoritative = true;
     reply.add_queries(query.queries.clone());
-    if zone.fail.load(Ordering::SeqCst) {
+    if zone.fail_all.load(Ordering::SeqCst) {
         reply.metadata.response_code = ResponseCode::ServFail;
         return reply;
     }
-    let names = zone.names.lock().unwrap();
+    let names = lock(&zone.names);
+    let failing = lock(&zone.failing);
     for q in &query.queries {
-        let name = q
-            .name()
-            .to_ascii()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let name = normalize(&q.name().to_ascii());
+        if failing.contains(&name) {
+            reply.metadata.response_code = ResponseCode::ServFail;
+            continue;
+        }
         let Some(ips) = names.get(&name) else {
             reply.metadata.response_code = ResponseCode::NXDomain;
             continue;
@@ -100,4 +116,8 @@ fn answer(query: &Message, zone: &Zone) -> Message {
         }
     }
     reply
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
