@@ -22,3 +22,4 @@ pub mod identity;
 pub mod probe;
 pub mod report;
 pub mod tls;
+pub mod watch;

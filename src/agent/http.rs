@@ -45,8 +45,9 @@ pub async fn serve(
             _ = shutdown.changed() => return,
         };
         let Ok((stream, _peer)) = accepted else {
-            // Out of file descriptors or similar: yield so the loop does not spin.
-            tokio::task::yield_now().await;
+            // Out of file descriptors or similar: back off briefly so the loop does not
+            // spin while the condition lasts.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -91,6 +92,13 @@ fn route(state: &AgentState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             state.metrics.render(),
         ),
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        // The status page links each reason to its runbook section; the runbook is
+        // compiled in, so the links work from any agent without internet access.
+        "/docs/runbook.md" => respond(
+            StatusCode::OK,
+            "text/markdown; charset=utf-8",
+            crate::classify::RUNBOOK.as_bytes().to_vec(),
+        ),
         "/readyz" => match state.readiness() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(why) => text(

@@ -1,8 +1,10 @@
 //! One module per subcommand; each returns an exit code or a [`CmdError`] (exit 2).
 
 pub mod check;
+pub mod demo;
 pub mod probe;
 pub mod run;
+pub mod watch;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -33,7 +35,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Probe(args) => probe::run(args, &env).await,
         Command::Check(args) => check::run(&args, &env),
         Command::Run(args) => run::run(args, env).await,
-        Command::Watch(_) | Command::Demo(_) => Err(CmdError("not implemented yet".into())),
+        Command::Watch(args) => watch::run(args, &env).await,
+        Command::Demo(args) => demo::run(args).await,
     };
     match result {
         Ok(code) => code,

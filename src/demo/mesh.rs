@@ -74,7 +74,9 @@ enum Server {
     Refused,
     FullBacklog,
     /// A name only: not in DNS, or failing in DNS.
-    Unresolvable { fail: bool },
+    Unresolvable {
+        fail: bool,
+    },
 }
 
 fn spiffe(ns: &str, sa: &str) -> String {
@@ -87,7 +89,9 @@ impl DemoMesh {
     pub async fn start(listen: std::net::SocketAddr) -> Result<Self, String> {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         let root = Ca::root("Demo Mesh Root CA").map_err(|e| err(&e))?;
-        let ca = root.intermediate("Demo Mesh Intermediate CA").map_err(|e| err(&e))?;
+        let ca = root
+            .intermediate("Demo Mesh Intermediate CA")
+            .map_err(|e| err(&e))?;
         let foreign = Ca::root("Some Other Mesh Root CA").map_err(|e| err(&e))?;
         let client = ca.issue(&LeafSpec::spiffe(AGENT_ID)).map_err(|e| err(&e))?;
         let dir = tempfile::Builder::new()
@@ -103,7 +107,9 @@ impl DemoMesh {
         write("root-cert.pem", root.cert_pem())?;
 
         let services = services(&root, &ca, &foreign).map_err(|e| err(&e))?;
-        let dns = DnsServer::start().await.map_err(|e| format!("starting the demo DNS server: {e}"))?;
+        let dns = DnsServer::start()
+            .await
+            .map_err(|e| format!("starting the demo DNS server: {e}"))?;
         let mut servers = Vec::new();
         let mut targets = String::new();
         let mut edges = Vec::new();
@@ -112,7 +118,9 @@ impl DemoMesh {
             let host = format!("{svc}.{ns}.{ZONE}");
             let port = match s.server {
                 Server::Peer(b) => {
-                    let p = spawn(b).await.map_err(|e| format!("starting {}: {e}", s.name))?;
+                    let p = spawn(b)
+                        .await
+                        .map_err(|e| format!("starting {}: {e}", s.name))?;
                     let port = p.addr().port();
                     servers.push(p);
                     dns.set(&host, &[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
@@ -182,7 +190,11 @@ impl DemoMesh {
     }
 }
 
-fn strict_config(leaf: &Leaf, root: &Ca, opts: &ServerOpts) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+fn strict_config(
+    leaf: &Leaf,
+    root: &Ca,
+    opts: &ServerOpts,
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
     server_config(leaf, ClientAuth::Required(vec![root.cert().clone()]), opts)
 }
 
@@ -215,7 +227,14 @@ fn services(root: &Ca, ca: &Ca, foreign: &Ca) -> Result<Vec<Service>, Box<dyn st
         Service {
             companion: Some(Pass),
             keys: format!("{}verify_strict = true\n", id("production", "api")),
-            ..svc("production/api", "healthy mTLS service, STRICT", tls(strict_config(&leaf("production", "api")?, root, &d)?, ok()), String::new(), true, Pass)
+            ..svc(
+                "production/api",
+                "healthy mTLS service, STRICT",
+                tls(strict_config(&leaf("production", "api")?, root, &d)?, ok()),
+                String::new(),
+                true,
+                Pass,
+            )
         },
         Service {
             companion: Some(Fail(R::PlaintextAccepted)),
@@ -223,48 +242,340 @@ fn services(root: &Ca, ca: &Ca, foreign: &Ca) -> Result<Vec<Service>, Box<dyn st
             ..svc(
                 "staging/api",
                 "PERMISSIVE: answers mTLS and plaintext",
-                Server::Peer(Behavior::Permissive { config: strict_config(&leaf("staging", "api")?, root, &d)?, http: ok() }),
+                Server::Peer(Behavior::Permissive {
+                    config: strict_config(&leaf("staging", "api")?, root, &d)?,
+                    http: ok(),
+                }),
                 String::new(),
                 true,
                 Pass,
             )
         },
-        svc("legacy/app", "plaintext only: no sidecar injected", Server::Peer(Behavior::Plaintext { http: ok() }), id("legacy", "app"), true, Fail(R::NotTls)),
-        svc("billing/api", "its certificate expired an hour ago", tls(strict_config(&ca.issue(&LeafSpec::spiffe(&spiffe("billing", "api")).expired())?, root, &d)?, ok()), id("billing", "api"), true, Fail(R::CertExpired)),
-        svc("payments/api", "its certificate is valid only from an hour from now", tls(strict_config(&ca.issue(&LeafSpec::spiffe(&spiffe("payments", "api")).not_yet_valid())?, root, &d)?, ok()), id("payments", "api"), true, Fail(R::CertNotYetValid)),
-        svc("frontend/web", "presents another workload's SPIFFE ID", tls(strict_config(&leaf("default", "frontend")?, root, &d)?, ok()), id("frontend", "web"), true, Fail(R::IdentityMismatch)),
-        svc("partner/api", "a workload of a foreign trust domain", tls(strict_config(&ca.issue(&LeafSpec::spiffe("spiffe://partner.example/ns/partner/sa/api"))?, root, &d)?, ok()), id("partner", "api"), true, Fail(R::TrustDomainMismatch)),
-        svc("shadow/api", "a certificate from a CA we do not trust", tls(strict_config(&foreign.issue(&LeafSpec::spiffe(&spiffe("shadow", "api")))?, root, &d)?, ok()), id("shadow", "api"), true, Fail(R::CertUntrusted)),
+        svc(
+            "legacy/app",
+            "plaintext only: no sidecar injected",
+            Server::Peer(Behavior::Plaintext { http: ok() }),
+            id("legacy", "app"),
+            true,
+            Fail(R::NotTls),
+        ),
+        svc(
+            "billing/api",
+            "its certificate expired an hour ago",
+            tls(
+                strict_config(
+                    &ca.issue(&LeafSpec::spiffe(&spiffe("billing", "api")).expired())?,
+                    root,
+                    &d,
+                )?,
+                ok(),
+            ),
+            id("billing", "api"),
+            true,
+            Fail(R::CertExpired),
+        ),
+        svc(
+            "payments/api",
+            "its certificate is valid only from an hour from now",
+            tls(
+                strict_config(
+                    &ca.issue(&LeafSpec::spiffe(&spiffe("payments", "api")).not_yet_valid())?,
+                    root,
+                    &d,
+                )?,
+                ok(),
+            ),
+            id("payments", "api"),
+            true,
+            Fail(R::CertNotYetValid),
+        ),
+        svc(
+            "frontend/web",
+            "presents another workload's SPIFFE ID",
+            tls(
+                strict_config(&leaf("default", "frontend")?, root, &d)?,
+                ok(),
+            ),
+            id("frontend", "web"),
+            true,
+            Fail(R::IdentityMismatch),
+        ),
+        svc(
+            "partner/api",
+            "a workload of a foreign trust domain",
+            tls(
+                strict_config(
+                    &ca.issue(&LeafSpec::spiffe(
+                        "spiffe://partner.example/ns/partner/sa/api",
+                    ))?,
+                    root,
+                    &d,
+                )?,
+                ok(),
+            ),
+            id("partner", "api"),
+            true,
+            Fail(R::TrustDomainMismatch),
+        ),
+        svc(
+            "shadow/api",
+            "a certificate from a CA we do not trust",
+            tls(
+                strict_config(
+                    &foreign.issue(&LeafSpec::spiffe(&spiffe("shadow", "api")))?,
+                    root,
+                    &d,
+                )?,
+                ok(),
+            ),
+            id("shadow", "api"),
+            true,
+            Fail(R::CertUntrusted),
+        ),
         svc(
             "orders/api",
             "trusts only another root for clients: refuses our certificate",
-            tls(server_config(&leaf("orders", "api")?, ClientAuth::Required(vec![foreign.cert().clone()]), &d)?, ok()),
+            tls(
+                server_config(
+                    &leaf("orders", "api")?,
+                    ClientAuth::Required(vec![foreign.cert().clone()]),
+                    &d,
+                )?,
+                ok(),
+            ),
             id("orders", "api"),
             true,
             Fail(R::ClientCertRejected),
         ),
-        svc("legacy/tls12", "TLS 1.2 only, probed with TLS 1.3 only", tls(strict_config(&leaf("legacy", "tls12")?, root, &ServerOpts::tls12_only())?, ok()), format!("{}tls_versions = [\"1.3\"]\n", id("legacy", "tls12")), true, Fail(R::ProtocolVersion)),
-        svc("reports/api", "an AuthorizationPolicy denies us (Istio RBAC 403)", tls(strict_config(&leaf("reports", "api")?, root, &d)?, HttpBehavior::Respond(Response::istio_rbac_denied())), id("reports", "api"), true, Fail(R::RbacDenied)),
-        svc("gateway/api", "its sidecar fails mTLS toward the upstream (Envoy 503)", tls(strict_config(&leaf("gateway", "api")?, root, &d)?, HttpBehavior::Respond(Response::envoy_upstream_tls_error())), id("gateway", "api"), true, Fail(R::UpstreamTlsError)),
-        svc("batch/worker", "accepts TCP and never answers (blackhole)", Server::Peer(Behavior::Blackhole), id("batch", "worker"), true, Fail(R::HandshakeTimeout)),
-        svc("inventory/api", "nothing listens on the port", Server::Refused, id("inventory", "api"), true, Fail(R::ConnectionRefused)),
+        svc(
+            "legacy/tls12",
+            "TLS 1.2 only, probed with TLS 1.3 only",
+            tls(
+                strict_config(&leaf("legacy", "tls12")?, root, &ServerOpts::tls12_only())?,
+                ok(),
+            ),
+            format!("{}tls_versions = [\"1.3\"]\n", id("legacy", "tls12")),
+            true,
+            Fail(R::ProtocolVersion),
+        ),
+        svc(
+            "reports/api",
+            "an AuthorizationPolicy denies us (Istio RBAC 403)",
+            tls(
+                strict_config(&leaf("reports", "api")?, root, &d)?,
+                HttpBehavior::Respond(Response::istio_rbac_denied()),
+            ),
+            id("reports", "api"),
+            true,
+            Fail(R::RbacDenied),
+        ),
+        svc(
+            "gateway/api",
+            "its sidecar fails mTLS toward the upstream (Envoy 503)",
+            tls(
+                strict_config(&leaf("gateway", "api")?, root, &d)?,
+                HttpBehavior::Respond(Response::envoy_upstream_tls_error()),
+            ),
+            id("gateway", "api"),
+            true,
+            Fail(R::UpstreamTlsError),
+        ),
+        svc(
+            "batch/worker",
+            "accepts TCP and never answers (blackhole)",
+            Server::Peer(Behavior::Blackhole),
+            id("batch", "worker"),
+            true,
+            Fail(R::HandshakeTimeout),
+        ),
+        svc(
+            "inventory/api",
+            "nothing listens on the port",
+            Server::Refused,
+            id("inventory", "api"),
+            true,
+            Fail(R::ConnectionRefused),
+        ),
         // Beyond §9: one service for each remaining reason that loopback can show.
-        svc("production/api-anonymous", "the STRICT service probed without a client certificate", tls(strict_config(&leaf("production", "api")?, root, &d)?, ok()), format!("mode = \"tls\"\n{}", id("production", "api")), false, Fail(R::ClientCertRequired)),
-        svc("production/api-strict", "proves a client without a certificate is refused", tls(strict_config(&leaf("production", "api")?, root, &d)?, ok()), format!("mode = \"tls\"\nexpect = \"reject\"\n{}", id("production", "api")), false, Pass),
-        svc("dev/api", "does not require client certificates (expect = \"reject\")", tls(server_config(&leaf("dev", "api")?, ClientAuth::None, &d)?, ok()), format!("mode = \"tls\"\nexpect = \"reject\"\n{}", id("dev", "api")), false, Fail(R::UnexpectedSuccess)),
-        svc("search/api", "its certificate has DNS names but no SPIFFE ID", tls(strict_config(&ca.issue(&LeafSpec::dns(&["api.search.svc.cluster.local"]))?, root, &d)?, ok()), id("search", "api"), true, Fail(R::NoIdentity)),
-        svc("cache/redis", "speaks only an application protocol we do not offer", tls(strict_config(&leaf("cache", "redis")?, root, &ServerOpts::default().with_alpn(&[b"redis"]))?, ok()), id("cache", "redis"), true, Fail(R::AlpnMismatch)),
-        svc("crypto/legacy", "offers only cipher suites we do not support", tls(strict_config(&leaf("crypto", "legacy")?, root, &ServerOpts { tls12_suites_only_rsa: true, ..ServerOpts::default() })?, ok()), id("crypto", "legacy"), true, Fail(R::NoCommonCipher)),
-        svc("queue/broker", "hangs up after our ClientHello", Server::Peer(Behavior::AfterClientHello(RawAction::Reset)), id("queue", "broker"), true, Fail(R::PeerClosed)),
-        svc("metrics/exporter", "answers our ClientHello with an internal_error alert", Server::Peer(Behavior::AfterClientHello(RawAction::Send(vec![21, 3, 3, 0, 2, 2, 80]))), id("metrics", "exporter"), true, Fail(R::HandshakeError)),
-        svc("catalog/api", "the application answers 500", tls(strict_config(&leaf("catalog", "api")?, root, &d)?, HttpBehavior::Respond(Response::status(500))), id("catalog", "api"), true, Fail(R::UnexpectedStatus)),
-        svc("checkout/api", "its sidecar has no healthy upstream (Envoy 503)", tls(strict_config(&leaf("checkout", "api")?, root, &d)?, HttpBehavior::Respond(Response::envoy_no_healthy_upstream())), id("checkout", "api"), true, Fail(R::UpstreamUnavailable)),
-        svc("analytics/api", "completes TLS, then never answers the request", tls(strict_config(&leaf("analytics", "api")?, root, &d)?, HttpBehavior::Silent), id("analytics", "api"), true, Fail(R::RequestTimeout)),
-        svc("auth/tcp", "a TCP-level authorization deny: closes after the handshake", tls(strict_config(&leaf("auth", "tcp")?, root, &d)?, HttpBehavior::CloseAfterHandshake), id("auth", "tcp"), true, Fail(R::ConnectionClosed)),
-        svc("events/api", "answers with a malformed status line", tls(strict_config(&leaf("events", "api")?, root, &ServerOpts::default().with_alpn(&[b"http/1.1"]))?, HttpBehavior::Raw(b"HTTP/1.1 2OO OK\r\n\r\n".to_vec())), id("events", "api"), true, Fail(R::ProtocolError)),
-        svc("firewalled/db", "packets are dropped (its accept queue is full)", Server::FullBacklog, id("firewalled", "db"), true, Fail(R::ConnectTimeout)),
-        svc("ghost/api", "a Service name that does not exist", Server::Unresolvable { fail: false }, id("ghost", "api"), true, Fail(R::DnsNotFound)),
-        svc("flaky-dns/api", "a name whose DNS lookups fail (SERVFAIL)", Server::Unresolvable { fail: true }, id("flaky-dns", "api"), true, Fail(R::DnsError)),
+        svc(
+            "production/api-anonymous",
+            "the STRICT service probed without a client certificate",
+            tls(strict_config(&leaf("production", "api")?, root, &d)?, ok()),
+            format!("mode = \"tls\"\n{}", id("production", "api")),
+            false,
+            Fail(R::ClientCertRequired),
+        ),
+        svc(
+            "production/api-strict",
+            "proves a client without a certificate is refused",
+            tls(strict_config(&leaf("production", "api")?, root, &d)?, ok()),
+            format!(
+                "mode = \"tls\"\nexpect = \"reject\"\n{}",
+                id("production", "api")
+            ),
+            false,
+            Pass,
+        ),
+        svc(
+            "dev/api",
+            "does not require client certificates (expect = \"reject\")",
+            tls(
+                server_config(&leaf("dev", "api")?, ClientAuth::None, &d)?,
+                ok(),
+            ),
+            format!("mode = \"tls\"\nexpect = \"reject\"\n{}", id("dev", "api")),
+            false,
+            Fail(R::UnexpectedSuccess),
+        ),
+        svc(
+            "search/api",
+            "its certificate has DNS names but no SPIFFE ID",
+            tls(
+                strict_config(
+                    &ca.issue(&LeafSpec::dns(&["api.search.svc.cluster.local"]))?,
+                    root,
+                    &d,
+                )?,
+                ok(),
+            ),
+            id("search", "api"),
+            true,
+            Fail(R::NoIdentity),
+        ),
+        svc(
+            "cache/redis",
+            "speaks only an application protocol we do not offer",
+            tls(
+                strict_config(
+                    &leaf("cache", "redis")?,
+                    root,
+                    &ServerOpts::default().with_alpn(&[b"redis"]),
+                )?,
+                ok(),
+            ),
+            id("cache", "redis"),
+            true,
+            Fail(R::AlpnMismatch),
+        ),
+        svc(
+            "crypto/legacy",
+            "offers only cipher suites we do not support",
+            tls(
+                strict_config(
+                    &leaf("crypto", "legacy")?,
+                    root,
+                    &ServerOpts {
+                        tls12_suites_only_rsa: true,
+                        ..ServerOpts::default()
+                    },
+                )?,
+                ok(),
+            ),
+            id("crypto", "legacy"),
+            true,
+            Fail(R::NoCommonCipher),
+        ),
+        svc(
+            "queue/broker",
+            "hangs up after our ClientHello",
+            Server::Peer(Behavior::AfterClientHello(RawAction::Reset)),
+            id("queue", "broker"),
+            true,
+            Fail(R::PeerClosed),
+        ),
+        svc(
+            "metrics/exporter",
+            "answers our ClientHello with an internal_error alert",
+            Server::Peer(Behavior::AfterClientHello(RawAction::Send(vec![
+                21, 3, 3, 0, 2, 2, 80,
+            ]))),
+            id("metrics", "exporter"),
+            true,
+            Fail(R::HandshakeError),
+        ),
+        svc(
+            "catalog/api",
+            "the application answers 500",
+            tls(
+                strict_config(&leaf("catalog", "api")?, root, &d)?,
+                HttpBehavior::Respond(Response::status(500)),
+            ),
+            id("catalog", "api"),
+            true,
+            Fail(R::UnexpectedStatus),
+        ),
+        svc(
+            "checkout/api",
+            "its sidecar has no healthy upstream (Envoy 503)",
+            tls(
+                strict_config(&leaf("checkout", "api")?, root, &d)?,
+                HttpBehavior::Respond(Response::envoy_no_healthy_upstream()),
+            ),
+            id("checkout", "api"),
+            true,
+            Fail(R::UpstreamUnavailable),
+        ),
+        svc(
+            "analytics/api",
+            "completes TLS, then never answers the request",
+            tls(
+                strict_config(&leaf("analytics", "api")?, root, &d)?,
+                HttpBehavior::Silent,
+            ),
+            id("analytics", "api"),
+            true,
+            Fail(R::RequestTimeout),
+        ),
+        svc(
+            "auth/tcp",
+            "a TCP-level authorization deny: closes after the handshake",
+            tls(
+                strict_config(&leaf("auth", "tcp")?, root, &d)?,
+                HttpBehavior::CloseAfterHandshake,
+            ),
+            id("auth", "tcp"),
+            true,
+            Fail(R::ConnectionClosed),
+        ),
+        svc(
+            "events/api",
+            "answers with a malformed status line",
+            tls(
+                strict_config(
+                    &leaf("events", "api")?,
+                    root,
+                    &ServerOpts::default().with_alpn(&[b"http/1.1"]),
+                )?,
+                HttpBehavior::Raw(b"HTTP/1.1 2OO OK\r\n\r\n".to_vec()),
+            ),
+            id("events", "api"),
+            true,
+            Fail(R::ProtocolError),
+        ),
+        svc(
+            "firewalled/db",
+            "packets are dropped (its accept queue is full)",
+            Server::FullBacklog,
+            id("firewalled", "db"),
+            true,
+            Fail(R::ConnectTimeout),
+        ),
+        svc(
+            "ghost/api",
+            "a Service name that does not exist",
+            Server::Unresolvable { fail: false },
+            id("ghost", "api"),
+            true,
+            Fail(R::DnsNotFound),
+        ),
+        svc(
+            "flaky-dns/api",
+            "a name whose DNS lookups fail (SERVFAIL)",
+            Server::Unresolvable { fail: true },
+            id("flaky-dns", "api"),
+            true,
+            Fail(R::DnsError),
+        ),
     ];
     Ok(v)
 }

@@ -1,6 +1,6 @@
 //! The self-contained demo mesh: a throwaway PKI and one loopback server per failure class.
 
-pub mod peers;
 pub mod dns;
 pub mod mesh;
+pub mod peers;
 pub mod pki;

@@ -243,6 +243,9 @@ impl Prober {
             Err(_) => return Err(resolve_timeout(host, target.timeout)),
         };
         run.report.timings_ms.resolve = Some(ms(t.elapsed()));
+        if let Some(ip) = addrs.first() {
+            run.report.address = SocketAddr::new(*ip, target.address.port).to_string();
+        }
 
         let t = Instant::now();
         let (tcp, addr) =

@@ -118,9 +118,10 @@ impl EdgeStats {
             }
         }
         if let Some(p) = &r.peer {
+            let room = self.certificates.len() < MAX_CERTS;
             match self.certificates.iter_mut().find(|c| c.serial == p.serial) {
                 Some(c) => c.last_seen.clone_from(&r.at),
-                None if self.certificates.len() < MAX_CERTS => self.certificates.push(CertSeen {
+                None if room => self.certificates.push(CertSeen {
                     serial: p.serial.clone(),
                     spiffe_id: p.spiffe_id.clone(),
                     issuer: p.issuer.clone(),
@@ -144,7 +145,12 @@ impl EdgeStats {
     pub fn strict_violations(&self) -> u64 {
         self.failures
             .iter()
-            .filter(|f| matches!(f.reason, Reason::PlaintextAccepted | Reason::UnexpectedSuccess))
+            .filter(|f| {
+                matches!(
+                    f.reason,
+                    Reason::PlaintextAccepted | Reason::UnexpectedSuccess
+                )
+            })
             .map(|f| f.count)
             .sum()
     }
@@ -153,10 +159,12 @@ impl EdgeStats {
     pub fn gate_failure(&self, min_ratio: f64) -> Option<String> {
         let strict = self.strict_violations();
         if strict > 0 {
-            let f = self
-                .failures
-                .iter()
-                .find(|f| matches!(f.reason, Reason::PlaintextAccepted | Reason::UnexpectedSuccess));
+            let f = self.failures.iter().find(|f| {
+                matches!(
+                    f.reason,
+                    Reason::PlaintextAccepted | Reason::UnexpectedSuccess
+                )
+            });
             let reason = f.map_or("strict check", |f| f.reason.as_str());
             return Some(format!(
                 "{}: {reason} fired {strict} time(s): STRICT is not in force",
@@ -182,14 +190,24 @@ impl EdgeStats {
     }
 }
 
-/// A ratio with enough digits to compare against 0.999.
+/// A ratio with enough digits to compare against 0.999, rounded down so that 0.99995
+/// never reads as a clean 1.0000.
 pub fn fmt_ratio(r: f64) -> String {
-    if r >= 1.0 {
-        "1".into()
-    } else {
-        format!("{r:.4}")
-    }
+    format!("{:.4}", (r * 10_000.0).floor() / 10_000.0)
 }
 
 /// Stats of all edges, by name.
 pub type AllStats = BTreeMap<String, EdgeStats>;
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_ratio;
+
+    #[test]
+    fn ratios_round_down() {
+        assert_eq!(fmt_ratio(1.0), "1.0000");
+        assert_eq!(fmt_ratio(0.99995), "0.9999");
+        assert_eq!(fmt_ratio(0.0), "0.0000");
+        assert_eq!(fmt_ratio(2.0 / 3.0), "0.6666");
+    }
+}

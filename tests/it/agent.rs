@@ -51,7 +51,13 @@ fn write(path: &Path, text: &str) {
 fn attempts(m: &Metrics, target: &str) -> f64 {
     ["success", "failure"]
         .iter()
-        .map(|r| m.value("mtls_probe_attempts_total", &[("target", target), ("result", r)]).unwrap_or(0.0))
+        .map(|r| {
+            m.value(
+                "mtls_probe_attempts_total",
+                &[("target", target), ("result", r)],
+            )
+            .unwrap_or(0.0)
+        })
         .sum()
 }
 
@@ -59,20 +65,29 @@ fn attempts(m: &Metrics, target: &str) -> f64 {
 async fn metrics_of_a_mixed_matrix() {
     let pki = Pki::new();
     let healthy = pki.strict_peer(HttpBehavior::Respond(Response::ok())).await;
-    let expired_leaf = pki.intermediate.issue(&LeafSpec::spiffe(SERVER_ID).expired()).unwrap();
+    let expired_leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe(SERVER_ID).expired())
+        .unwrap();
     let expired = peer(Behavior::Tls {
         config: pki.strict(&expired_leaf, &ServerOpts::default()),
         http: HttpBehavior::Respond(Response::ok()),
     })
     .await;
-    let rbac = pki.strict_peer(HttpBehavior::Respond(Response::istio_rbac_denied())).await;
+    let rbac = pki
+        .strict_peer(HttpBehavior::Respond(Response::istio_rbac_denied()))
+        .await;
     let refused = mtls_prober::demo::peers::spawn_refused().unwrap();
     let config = pki.path("agent.toml");
     write(
         &config,
         &[
             agent_block("300ms", "250ms"),
-            identity_block(&pki.path("cert-chain.pem"), &pki.path("key.pem"), &pki.path("root-cert.pem")),
+            identity_block(
+                &pki.path("cert-chain.pem"),
+                &pki.path("key.pem"),
+                &pki.path("root-cert.pem"),
+            ),
             target_block("prod/healthy", healthy.addr(), ""),
             target_block("prod/expired", expired.addr(), ""),
             target_block("prod/rbac", rbac.addr(), ""),
@@ -86,14 +101,34 @@ async fn metrics_of_a_mixed_matrix() {
         .wait_metrics(LONG, |m| names.iter().all(|n| attempts(m, n) >= 2.0))
         .await;
     let v = |name: &str, labels: &[(&str, &str)]| m.value(name, labels);
-    for (target, ok) in [("prod/healthy", 1.0), ("prod/expired", 0.0), ("prod/rbac", 0.0), ("prod/refused", 0.0)] {
-        assert_eq!(v("mtls_probe_success", &[("source", "node-a"), ("target", target)]), Some(ok), "{target}");
+    for (target, ok) in [
+        ("prod/healthy", 1.0),
+        ("prod/expired", 0.0),
+        ("prod/rbac", 0.0),
+        ("prod/refused", 0.0),
+    ] {
+        assert_eq!(
+            v(
+                "mtls_probe_success",
+                &[("source", "node-a"), ("target", target)]
+            ),
+            Some(ok),
+            "{target}"
+        );
         for w in ["5m", "30m"] {
-            let r = v("mtls_probe_success_ratio", &[("target", target), ("window", w)]).unwrap();
+            let r = v(
+                "mtls_probe_success_ratio",
+                &[("target", target), ("window", w)],
+            )
+            .unwrap();
             assert!((0.0..=1.0).contains(&r));
             assert_eq!(r, ok, "{target} {w}: every probe had the same outcome");
         }
-        assert!(m.series_of_target(target) <= 20, "{target}: {}", m.series_of_target(target));
+        assert!(
+            m.series_of_target(target) <= 20,
+            "{target}: {}",
+            m.series_of_target(target)
+        );
     }
     for (target, stage, reason) in [
         ("prod/expired", "certificate", "cert_expired"),
@@ -105,29 +140,59 @@ async fn metrics_of_a_mixed_matrix() {
             &[("target", target), ("stage", stage), ("reason", reason)],
         )
         .unwrap();
-        let failed = v("mtls_probe_attempts_total", &[("target", target), ("result", "failure")]).unwrap();
-        assert!(failures >= 2.0 && failures == failed, "{target}: {failures} vs {failed}");
+        let failed = v(
+            "mtls_probe_attempts_total",
+            &[("target", target), ("result", "failure")],
+        )
+        .unwrap();
+        assert!(
+            failures >= 2.0 && failures == failed,
+            "{target}: {failures} vs {failed}"
+        );
     }
     // The expired peer's not_after is the certificate's own.
     let na = CertSummary::parse(expired_leaf.leaf()).unwrap().not_after;
     assert_eq!(
-        v("mtls_probe_peer_cert_not_after_timestamp_seconds", &[("target", "prod/expired")]),
+        v(
+            "mtls_probe_peer_cert_not_after_timestamp_seconds",
+            &[("target", "prod/expired")]
+        ),
         Some(unix(na))
     );
     let root = hex::encode(Sha256::digest(pki.root.cert()));
-    let info: Vec<_> = m.samples("mtls_probe_peer_cert_info", &[("target", "prod/healthy")]).collect();
+    let info: Vec<_> = m
+        .samples("mtls_probe_peer_cert_info", &[("target", "prod/healthy")])
+        .collect();
     assert_eq!(info.len(), 1);
     assert_eq!(info[0].labels.get("spiffe_id"), Some(SERVER_ID));
     assert_eq!(info[0].labels.get("root_sha256"), Some(root.as_str()));
-    let tls: Vec<_> = m.samples("mtls_probe_tls_info", &[("target", "prod/healthy")]).collect();
+    let tls: Vec<_> = m
+        .samples("mtls_probe_tls_info", &[("target", "prod/healthy")])
+        .collect();
     assert_eq!(tls[0].labels.get("version"), Some("TLSv1_3"));
     assert_eq!(tls[0].labels.get("alpn"), Some("h2"));
     assert_eq!(v("mtls_probe_targets", &[("source", "node-a")]), Some(4.0));
     let own = CertSummary::parse(pki.client.leaf()).unwrap().not_after;
-    assert_eq!(v("mtls_probe_identity_cert_not_after_timestamp_seconds", &[]), Some(unix(own)));
-    assert!(m.samples("mtls_probe_build_info", &[("version", env!("CARGO_PKG_VERSION"))]).next().is_some());
-    assert!(!m.histogram("mtls_probe_duration_seconds", &[("target", "prod/healthy")]).is_empty());
-    assert!(!m.histogram("mtls_probe_phase_duration_seconds", &[("phase", "tls")]).is_empty());
+    assert_eq!(
+        v("mtls_probe_identity_cert_not_after_timestamp_seconds", &[]),
+        Some(unix(own))
+    );
+    assert!(
+        m.samples(
+            "mtls_probe_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        )
+        .next()
+        .is_some()
+    );
+    assert!(
+        !m.histogram("mtls_probe_duration_seconds", &[("target", "prod/healthy")])
+            .is_empty()
+    );
+    assert!(
+        !m.histogram("mtls_probe_phase_duration_seconds", &[("phase", "tls")])
+            .is_empty()
+    );
     // The API and the status page tell the same story.
     let edges = agent.edges().await;
     let rbac_edge = edges.iter().find(|e| e["target"] == "prod/rbac").unwrap();
@@ -202,13 +267,23 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
 
     let id_dir = pki.path("identity");
     std::fs::create_dir_all(&id_dir).unwrap();
-    flip_identity(&id_dir, "v1", &pki.client.chain_pem(), &pki.client.key_pem(), &pki.root.cert_pem());
+    flip_identity(
+        &id_dir,
+        "v1",
+        &pki.client.chain_pem(),
+        &pki.client.key_pem(),
+        &pki.root.cert_pem(),
+    );
     let config = pki.path("agent.toml");
     write(
         &config,
         &[
             agent_block("200ms", "150ms"),
-            identity_block(&id_dir.join("cert-chain.pem"), &id_dir.join("key.pem"), &id_dir.join("root-cert.pem")),
+            identity_block(
+                &id_dir.join("cert-chain.pem"),
+                &id_dir.join("key.pem"),
+                &id_dir.join("root-cert.pem"),
+            ),
             target_block("prod/api", server.addr(), ""),
         ]
         .concat(),
@@ -233,31 +308,66 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
     // Our identity is swapped by a symlink flip: a new not_after is published.
     let renewed = pki
         .intermediate
-        .issue(&LeafSpec::spiffe(CLIENT_ID).window(-time::Duration::hours(1), time::Duration::hours(48)))
+        .issue(
+            &LeafSpec::spiffe(CLIENT_ID)
+                .window(-time::Duration::hours(1), time::Duration::hours(48)),
+        )
         .unwrap();
-    flip_identity(&id_dir, "v2", &renewed.chain_pem(), &renewed.key_pem(), &pki.root.cert_pem());
+    flip_identity(
+        &id_dir,
+        "v2",
+        &renewed.chain_pem(),
+        &renewed.key_pem(),
+        &pki.root.cert_pem(),
+    );
     let na = unix(CertSummary::parse(renewed.leaf()).unwrap().not_after);
     let id_na = "mtls_probe_identity_cert_not_after_timestamp_seconds";
     agent
         .wait_metrics(LONG, |m| {
             m.value(id_na, &[]) == Some(na)
-                && m.value("mtls_probe_identity_reloads_total", &[("result", "success")]) == Some(1.0)
+                && m.value(
+                    "mtls_probe_identity_reloads_total",
+                    &[("result", "success")],
+                ) == Some(1.0)
         })
         .await;
 
     // A corrupt swap (a key that is not a key) keeps the renewed identity, counts a
     // failure, and the probes keep passing with it.
-    flip_identity(&id_dir, "v3", &renewed.chain_pem(), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &pki.root.cert_pem());
+    flip_identity(
+        &id_dir,
+        "v3",
+        &renewed.chain_pem(),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        &pki.root.cert_pem(),
+    );
     let m = agent
-        .wait_metrics(LONG, |m| m.value("mtls_probe_identity_reloads_total", &[("result", "failure")]) == Some(1.0))
+        .wait_metrics(LONG, |m| {
+            m.value(
+                "mtls_probe_identity_reloads_total",
+                &[("result", "failure")],
+            ) == Some(1.0)
+        })
         .await;
     assert_eq!(m.value(id_na, &[]), Some(na));
     let before = attempts(&m, "prod/api");
-    let m = agent.wait_metrics(LONG, |m| attempts(m, "prod/api") >= before + 2.0).await;
-    assert_eq!(m.value("mtls_probe_success", &[("target", "prod/api")]), Some(1.0));
-    assert!(agent.log_text().contains("keeping the previous identity"), "{}", agent.log_text());
+    let m = agent
+        .wait_metrics(LONG, |m| attempts(m, "prod/api") >= before + 2.0)
+        .await;
+    assert_eq!(
+        m.value("mtls_probe_success", &[("target", "prod/api")]),
+        Some(1.0)
+    );
+    assert!(
+        agent.log_text().contains("keeping the previous identity"),
+        "{}",
+        agent.log_text()
+    );
     let (_, page) = agent.get("/").await;
-    assert!(page.contains("previous identity is kept"), "the status page says so");
+    assert!(
+        page.contains("previous identity is kept"),
+        "the status page says so"
+    );
 }
 
 #[tokio::test]
@@ -268,12 +378,28 @@ async fn config_reloads_add_remove_change_and_refuse_invalid_files() {
     let config = pki.path("agent.toml");
     let head = [
         agent_block("200ms", "150ms"),
-        identity_block(&pki.path("cert-chain.pem"), &pki.path("key.pem"), &pki.path("root-cert.pem")),
+        identity_block(
+            &pki.path("cert-chain.pem"),
+            &pki.path("key.pem"),
+            &pki.path("root-cert.pem"),
+        ),
     ]
     .concat();
-    write(&config, &[head.clone(), target_block("prod/a", a.addr(), ""), target_block("prod/b", b.addr(), "")].concat());
+    write(
+        &config,
+        &[
+            head.clone(),
+            target_block("prod/a", a.addr(), ""),
+            target_block("prod/b", b.addr(), ""),
+        ]
+        .concat(),
+    );
     let agent = AgentProcess::start(&config, &[]).await;
-    let m = agent.wait_metrics(LONG, |m| attempts(m, "prod/a") >= 2.0 && attempts(m, "prod/b") >= 2.0).await;
+    let m = agent
+        .wait_metrics(LONG, |m| {
+            attempts(m, "prod/a") >= 2.0 && attempts(m, "prod/b") >= 2.0
+        })
+        .await;
     let b_before = attempts(&m, "prod/b");
 
     // Remove a, add c (the same server under another name), change b (a reject probe now).
@@ -292,35 +418,67 @@ async fn config_reloads_add_remove_change_and_refuse_invalid_files() {
                 && attempts(m, "prod/c") >= 1.0
         })
         .await;
-    assert_eq!(m.series_of_target("prod/a"), 0, "a's series are gone:\n{}", m.text);
+    assert_eq!(
+        m.series_of_target("prod/a"),
+        0,
+        "a's series are gone:\n{}",
+        m.text
+    );
     assert!(attempts(&m, "prod/b") >= b_before, "b kept its history");
     assert_eq!(m.value("mtls_probe_targets", &[]), Some(2.0));
 
     // An invalid file is refused; the running edges keep going.
-    write(&config, &[head.clone(), "[[target]]\nname = \"x\"\nadress = \"typo:1\"\n".into()].concat());
+    write(
+        &config,
+        &[
+            head.clone(),
+            "[[target]]\nname = \"x\"\nadress = \"typo:1\"\n".into(),
+        ]
+        .concat(),
+    );
     let m = agent
-        .wait_metrics(LONG, |m| m.value("mtls_probe_config_reloads_total", &[("result", "failure")]) == Some(1.0))
+        .wait_metrics(LONG, |m| {
+            m.value("mtls_probe_config_reloads_total", &[("result", "failure")]) == Some(1.0)
+        })
         .await;
     let b_now = attempts(&m, "prod/b");
-    agent.wait_metrics(LONG, |m| attempts(m, "prod/b") >= b_now + 2.0).await;
-    assert!(agent.log_text().contains("the running config stays in force"));
+    agent
+        .wait_metrics(LONG, |m| attempts(m, "prod/b") >= b_now + 2.0)
+        .await;
+    assert!(
+        agent
+            .log_text()
+            .contains("the running config stays in force")
+    );
     let (_, page) = agent.get("/").await;
-    assert!(page.contains("adress"), "the status page shows the reload error");
+    assert!(
+        page.contains("adress"),
+        "the status page shows the reload error"
+    );
 
     // The file deleted: still refused, still running.
     std::fs::remove_file(&config).unwrap();
     agent
-        .wait_metrics(LONG, |m| m.value("mtls_probe_config_reloads_total", &[("result", "failure")]) == Some(2.0))
+        .wait_metrics(LONG, |m| {
+            m.value("mtls_probe_config_reloads_total", &[("result", "failure")]) == Some(2.0)
+        })
         .await;
 
     // SIGHUP reloads even when the content did not change.
-    write(&config, &[head.clone(), target_block("prod/b", b.addr(), "")].concat());
+    write(
+        &config,
+        &[head.clone(), target_block("prod/b", b.addr(), "")].concat(),
+    );
     agent
-        .wait_metrics(LONG, |m| m.value("mtls_probe_config_reloads_total", &[("result", "success")]) == Some(2.0))
+        .wait_metrics(LONG, |m| {
+            m.value("mtls_probe_config_reloads_total", &[("result", "success")]) == Some(2.0)
+        })
         .await;
     agent.signal("HUP").await;
     let m = agent
-        .wait_metrics(LONG, |m| m.value("mtls_probe_config_reloads_total", &[("result", "success")]) == Some(3.0))
+        .wait_metrics(LONG, |m| {
+            m.value("mtls_probe_config_reloads_total", &[("result", "success")]) == Some(3.0)
+        })
         .await;
     assert_eq!(m.value("mtls_probe_targets", &[]), Some(1.0));
 }
@@ -334,7 +492,11 @@ async fn readiness_waits_for_the_first_round_and_sigterm_exits_cleanly() {
         &config,
         &[
             agent_block("3s", "1500ms"),
-            identity_block(&pki.path("cert-chain.pem"), &pki.path("key.pem"), &pki.path("root-cert.pem")),
+            identity_block(
+                &pki.path("cert-chain.pem"),
+                &pki.path("key.pem"),
+                &pki.path("root-cert.pem"),
+            ),
             target_block("prod/slow", blackhole.addr(), ""),
         ]
         .concat(),
@@ -345,7 +507,9 @@ async fn readiness_waits_for_the_first_round_and_sigterm_exits_cleanly() {
     assert!(body.contains("first round"), "{body}");
     assert_eq!(agent.get("/healthz").await.0, 200);
     // Ready once the first probe completed (it times out: that is a completed probe).
-    agent.wait_metrics(LONG, |m| attempts(m, "prod/slow") >= 1.0).await;
+    agent
+        .wait_metrics(LONG, |m| attempts(m, "prod/slow") >= 1.0)
+        .await;
     assert_eq!(agent.get("/readyz").await.0, 200);
     // SIGTERM: in-flight probes finish within their timeout, exit 0.
     agent.signal("TERM").await;
@@ -371,8 +535,16 @@ async fn slow_and_blackholed_peers_do_not_delay_a_healthy_edge() {
     }
     let mut text = [
         agent_block("2s", "2s"),
-        identity_block(&pki.path("cert-chain.pem"), &pki.path("key.pem"), &pki.path("root-cert.pem")),
-        target_block("prod/healthy", healthy.addr(), "interval = \"250ms\"\ntimeout = \"200ms\"\n"),
+        identity_block(
+            &pki.path("cert-chain.pem"),
+            &pki.path("key.pem"),
+            &pki.path("root-cert.pem"),
+        ),
+        target_block(
+            "prod/healthy",
+            healthy.addr(),
+            "interval = \"250ms\"\ntimeout = \"200ms\"\n",
+        ),
         target_block("prod/trickle", trickle.addr(), ""),
     ]
     .concat();
@@ -383,23 +555,40 @@ async fn slow_and_blackholed_peers_do_not_delay_a_healthy_edge() {
     write(&config, &text);
     let agent = AgentProcess::start(&config, &[]).await;
     // Let the blackholes and the trickler occupy their probes, then measure.
-    let m0 = agent.wait_metrics(LONG, |m| attempts(m, "hole/0") >= 1.0).await;
+    let m0 = agent
+        .wait_metrics(LONG, |m| attempts(m, "hole/0") >= 1.0)
+        .await;
     let t0 = tokio::time::Instant::now();
     let h0 = attempts(&m0, "prod/healthy");
-    let m1 = agent.wait_metrics(LONG, |m| attempts(m, "prod/healthy") >= h0 + 12.0).await;
+    let m1 = agent
+        .wait_metrics(LONG, |m| attempts(m, "prod/healthy") >= h0 + 12.0)
+        .await;
     let elapsed = t0.elapsed();
     // The healthy edge kept its schedule: ~one probe per 250 ms…
     let expected = elapsed.as_secs_f64() / 0.25;
     assert!(12.0 >= expected - 3.0, "12 probes took {elapsed:?}");
-    assert_eq!(m1.value("mtls_probe_success", &[("target", "prod/healthy")]), Some(1.0));
+    assert_eq!(
+        m1.value("mtls_probe_success", &[("target", "prod/healthy")]),
+        Some(1.0)
+    );
     // …and no probe started more than 50 ms late.
     let lag = m1.histogram("mtls_probe_schedule_lag_seconds", &[]);
     let total = lag.last().unwrap().1;
-    let within = lag.iter().find(|(le, _)| (*le - 0.05).abs() < 1e-9).unwrap().1;
+    let within = lag
+        .iter()
+        .find(|(le, _)| (*le - 0.05).abs() < 1e-9)
+        .unwrap()
+        .1;
     assert!(total > 20.0);
     assert_eq!(within, total, "late probes: {lag:?}");
     // The slow peers failed with the reasons of their stage.
-    assert!(m1.value("mtls_probe_failures_total", &[("target", "prod/trickle"), ("reason", "handshake_timeout")]).is_some());
+    assert!(
+        m1.value(
+            "mtls_probe_failures_total",
+            &[("target", "prod/trickle"), ("reason", "handshake_timeout")]
+        )
+        .is_some()
+    );
 }
 
 /// Finds a port free on both 127.0.0.1 and 127.0.0.2, for two agents' `[serve]`.
@@ -446,7 +635,9 @@ async fn two_agents_form_an_mtls_peer_matrix() {
         let other = 1 - i;
         let edge = format!("agents/{}", ips[other]);
         agent
-            .wait_metrics(LONG, |m| m.value("mtls_probe_success", &[("target", &edge)]) == Some(1.0))
+            .wait_metrics(LONG, |m| {
+                m.value("mtls_probe_success", &[("target", &edge)]) == Some(1.0)
+            })
             .await;
         let edges = agent.edges().await;
         let e = edges.iter().find(|e| e["target"] == edge.as_str()).unwrap();

@@ -6,9 +6,11 @@
 //!   server, external tools;
 //! - `net`: local identity, resolve and connect stages;
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
+//! - `demo`: the demo mesh shows every failure class by name;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
+//! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 #![allow(
     clippy::unwrap_used,
@@ -21,9 +23,11 @@ mod agent;
 mod certificate;
 mod cli;
 mod common;
+mod demo;
 mod expect;
 mod identity;
 mod net;
 mod request;
 mod third_party;
 mod tls;
+mod watch;

@@ -8,8 +8,8 @@ use mtls_prober::config::{HostPort, Mode};
 use mtls_prober::identity::Credentials;
 use mtls_prober::probe::{Prober, Resolver};
 
-use mtls_prober::demo::dns::DnsServer;
 use crate::common::*;
+use mtls_prober::demo::dns::DnsServer;
 
 #[tokio::test]
 async fn refused_port() {

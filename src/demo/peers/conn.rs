@@ -29,10 +29,12 @@ pub(super) async fn accept_loop(
     behavior: Arc<Behavior>,
     scope: Scope,
     open: watch::Sender<usize>,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
 ) {
     loop {
         match listener.accept().await {
             Ok((tcp, _peer)) => {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 // Trickled bytes and tiny answers must leave at once.
                 let _ = tcp.set_nodelay(true);
                 // Counted before the spawn: a client that connected is visible at once.
@@ -46,9 +48,10 @@ pub(super) async fn accept_loop(
             }
             Err(error) => {
                 // Per-connection failures (aborted handshakes) and fd exhaustion alike:
-                // log and go on; yield so fd exhaustion cannot starve the runtime.
+                // log and go on. A short back-off (not a synchronisation) keeps fd
+                // exhaustion from turning this loop into a busy spin.
                 debug!(%error, "peer accept failed");
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }

@@ -37,6 +37,7 @@ pub struct PeerServer {
     addr: SocketAddr,
     scope: Scope,
     open: watch::Receiver<usize>,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
     // Sockets that make the behaviour and must live exactly as long as the server: the
     // never-accepting listener and the connections that fill its queue, or the bound
     // but not listening socket that reserves a refused port.
@@ -57,11 +58,23 @@ impl PeerServer {
         self.open.clone()
     }
 
-    fn new(addr: SocketAddr, scope: Scope, open: watch::Receiver<usize>) -> Self {
+    /// How many connections the server has accepted since it started (the server-side
+    /// count of probes made against it).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn new(
+        addr: SocketAddr,
+        scope: Scope,
+        open: watch::Receiver<usize>,
+        accepted: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
         Self {
             addr,
             scope,
             open,
+            accepted,
             _listener: None,
             _fillers: Vec::new(),
             _reserved: None,
@@ -79,6 +92,7 @@ impl PeerServer {
             addr,
             scope: Scope::default(),
             open: watch::channel(0).1,
+            accepted: Arc::default(),
             _listener: listener,
             _fillers: fillers,
             _reserved: reserved,
@@ -189,13 +203,15 @@ pub async fn spawn(behavior: Behavior) -> io::Result<PeerServer> {
     let addr = listener.local_addr()?;
     let scope = Scope::default();
     let (open_tx, open_rx) = watch::channel(0);
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     scope.spawn(conn::accept_loop(
         listener,
         Arc::new(behavior),
         scope.clone(),
         open_tx,
+        accepted.clone(),
     ));
-    Ok(PeerServer::new(addr, scope, open_rx))
+    Ok(PeerServer::new(addr, scope, open_rx, accepted))
 }
 
 /// How long a loopback connect may take before the accept queue counts as full. A

@@ -103,7 +103,11 @@ impl AgentProcess {
                 return m;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("condition not met in {limit:?}; metrics:\n{}\nlog: {:#?}", m.text, self.log.lock().unwrap());
+                panic!(
+                    "condition not met in {limit:?}; metrics:\n{}\nlog: {:#?}",
+                    m.text,
+                    self.log.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -148,7 +152,11 @@ impl Metrics {
     }
 
     /// Samples of `name` whose labels include all of `labels`.
-    pub fn samples<'a>(&'a self, name: &'a str, labels: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a prometheus_parse::Sample> + 'a {
+    pub fn samples<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a prometheus_parse::Sample> + 'a {
         self.scrape.samples.iter().filter(move |s| {
             s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
         })
@@ -159,7 +167,10 @@ impl Metrics {
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let mut it = self.samples(name, labels);
         let s = it.next()?;
-        assert!(it.next().is_none(), "{name} {labels:?} matches several series");
+        assert!(
+            it.next().is_none(),
+            "{name} {labels:?} matches several series"
+        );
         match &s.value {
             prometheus_parse::Value::Counter(v)
             | prometheus_parse::Value::Gauge(v)
@@ -175,7 +186,9 @@ impl Metrics {
             .next()
             .unwrap_or_else(|| panic!("no {name}"));
         match &s.value {
-            prometheus_parse::Value::Histogram(b) => b.iter().map(|c| (c.less_than, c.count)).collect(),
+            prometheus_parse::Value::Histogram(b) => {
+                b.iter().map(|c| (c.less_than, c.count)).collect()
+            }
             other => panic!("{name} is not a histogram: {other:?}"),
         }
     }

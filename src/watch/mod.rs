@@ -1,0 +1,332 @@
+//! `mtls-prober watch`: the gate after switching a namespace to STRICT. Probes the whole
+//! matrix (targets, `verify_strict` companions, discovered edges) with the agent's
+//! scheduler for a duration, shows it live, and reports a verdict.
+//!
+//! On a terminal the view redraws in place; otherwise (CI, `kubectl logs`) it prints one
+//! plain line per edge state change and a periodic one-line summary, with no cursor
+//! control codes.
+
+pub mod report;
+pub mod stats;
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::agent::discover;
+use crate::agent::edges::{EdgeSet, EdgeSetOptions, Observer};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::identity::Credentials;
+use crate::identity::load::rfc3339;
+use crate::probe::{Prober, Resolver};
+use report::{EdgeReport, WatchReport};
+use stats::{AllStats, EdgeStats, fmt_ratio};
+
+/// How the watch runs.
+pub struct WatchOptions {
+    /// How long to watch.
+    pub duration: Duration,
+    /// The gate.
+    pub min_success_ratio: f64,
+    /// Redraw in place (a terminal) or print lines.
+    pub live: bool,
+    /// The config file's name, for the report.
+    pub config_name: String,
+}
+
+/// Runs the watch until the duration ends or `stop` resolves (Ctrl-C); returns the report.
+pub async fn run(
+    config: Config,
+    opts: WatchOptions,
+    clock: Arc<dyn Clock>,
+    stop: impl Future<Output = ()>,
+) -> WatchReport {
+    let stats: Arc<Mutex<AllStats>> = Arc::new(Mutex::new(AllStats::new()));
+    let live = opts.live;
+    let observer: Observer = {
+        let stats = stats.clone();
+        Arc::new(move |r, _previous| {
+            let mut all = lock(&stats);
+            let e = all
+                .entry(r.target.clone())
+                .or_insert_with(|| EdgeStats::new(r));
+            let changed = e.last != Some(r.reason);
+            e.record(r);
+            if changed && !live {
+                let line = match r.reason {
+                    None => format!("{} PASS {}", r.at, r.target),
+                    Some(reason) => format!(
+                        "{} FAIL {} {}/{}: {}",
+                        r.at,
+                        r.target,
+                        reason.stage(),
+                        reason,
+                        r.detail.as_deref().unwrap_or("")
+                    ),
+                };
+                println!("{line}");
+            }
+        })
+    };
+    let resolver = Resolver::new(&config.agent.dns_servers);
+    let prober = Prober::new(resolver.clone(), clock.clone());
+    let creds = Credentials::load(config.identity.as_ref(), prober.provider(), clock.now());
+    let (_creds_tx, creds_rx) = watch::channel(Arc::new(creds));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let edges = EdgeSet::new(EdgeSetOptions {
+        source: config.agent.source.clone(),
+        prober,
+        creds: creds_rx,
+        max_concurrency: config.agent.max_concurrency,
+        windows: config.agent.windows.clone(),
+        jitter: config.agent.jitter,
+        metrics: None,
+        shutdown: shutdown_rx.clone(),
+        observer: Some(observer),
+    });
+    for t in &config.targets {
+        edges.upsert(t.clone(), true);
+    }
+    for d in &config.discover {
+        tokio::spawn(discover::run(
+            d.clone(),
+            edges.clone(),
+            resolver.clone(),
+            shutdown_rx.clone(),
+            true,
+        ));
+    }
+    let started_wall = clock.now();
+    let started = Instant::now();
+    let end = started + opts.duration;
+    let summary_every = (opts.duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(60));
+    let mut next_summary = started + summary_every;
+    let mut drawn_lines = 0usize;
+    tokio::pin!(stop);
+    let cut_short = loop {
+        let tick = if live {
+            Duration::from_secs(1)
+        } else {
+            next_summary.saturating_duration_since(Instant::now())
+        };
+        let wake = (Instant::now() + tick).min(end);
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            () = &mut stop => break true,
+        }
+        if live {
+            drawn_lines = redraw(
+                drawn_lines,
+                &lock(&stats),
+                started,
+                opts.duration,
+                opts.min_success_ratio,
+                edges.len(),
+            );
+        } else if Instant::now() >= next_summary && Instant::now() < end {
+            println!(
+                "{}",
+                summary_line(
+                    &lock(&stats),
+                    started,
+                    opts.duration,
+                    opts.min_success_ratio,
+                    edges.len()
+                )
+            );
+            next_summary += summary_every;
+        }
+        if Instant::now() >= end {
+            break false;
+        }
+    };
+    // Let probes in flight finish (bounded by their timeout) so every probe made counts.
+    let _ = shutdown_tx.send(true);
+    let max_timeout = config
+        .targets
+        .iter()
+        .map(|t| t.timeout)
+        .max()
+        .unwrap_or_default();
+    edges.drain(max_timeout + Duration::from_secs(1)).await;
+    if live {
+        redraw(
+            drawn_lines,
+            &lock(&stats),
+            started,
+            opts.duration,
+            opts.min_success_ratio,
+            edges.len(),
+        );
+        println!();
+    }
+    let all = std::mem::take(&mut *lock(&stats));
+    build_report(
+        all,
+        &config,
+        &opts,
+        started_wall,
+        clock.now(),
+        started.elapsed(),
+        cut_short,
+    )
+}
+
+fn build_report(
+    all: AllStats,
+    config: &Config,
+    opts: &WatchOptions,
+    started: SystemTime,
+    ended: SystemTime,
+    watched: Duration,
+    cut_short: bool,
+) -> WatchReport {
+    let mut why = Vec::new();
+    let mut edges = Vec::new();
+    // Configured edges that never completed a probe are at fault too.
+    let mut all = all;
+    for t in &config.targets {
+        all.entry(t.name.clone()).or_insert_with(|| EdgeStats {
+            target: t.name.clone(),
+            address: t.address.to_string(),
+            mode: t.mode,
+            expect: t.expect,
+            probes: 0,
+            passes: 0,
+            failures: Vec::new(),
+            certificates: Vec::new(),
+            last: None,
+        });
+    }
+    for (_, stats) in all {
+        let fault = stats.gate_failure(opts.min_success_ratio);
+        if let Some(f) = &fault {
+            why.push(f.clone());
+        }
+        edges.push(EdgeReport {
+            ratio: stats.ratio(),
+            held: fault.is_none(),
+            stats,
+        });
+    }
+    if cut_short {
+        why.push(format!(
+            "the watch was cut short after {} of {}",
+            humantime::format_duration(Duration::from_secs(watched.as_secs())),
+            humantime::format_duration(opts.duration)
+        ));
+    }
+    WatchReport {
+        verdict: if why.is_empty() { "pass" } else { "fail" },
+        why,
+        source: config.agent.source.clone(),
+        config: opts.config_name.clone(),
+        min_success_ratio: opts.min_success_ratio,
+        started: rfc3339(started),
+        ended: rfc3339(ended),
+        planned_seconds: opts.duration.as_secs_f64(),
+        watched_seconds: watched.as_secs_f64(),
+        cut_short,
+        edges,
+    }
+}
+
+fn summary_line(
+    all: &AllStats,
+    started: Instant,
+    duration: Duration,
+    min: f64,
+    n: usize,
+) -> String {
+    let failing: Vec<&EdgeStats> = all
+        .values()
+        .filter(|e| e.gate_failure(min).is_some())
+        .collect();
+    let lowest = all
+        .values()
+        .filter_map(|e| e.ratio().map(|r| (r, &e.target)))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    format!(
+        "{} [{} / {}] {n} edges, {} under the gate{}",
+        rfc3339(SystemTime::now()),
+        mmss(started.elapsed()),
+        mmss(duration),
+        failing.len(),
+        lowest
+            .map(|(r, t)| format!("; lowest ratio {} ({t})", fmt_ratio(r)))
+            .unwrap_or_default()
+    )
+}
+
+/// Redraws the live view in place; returns how many lines it drew.
+fn redraw(
+    previous: usize,
+    all: &AllStats,
+    started: Instant,
+    duration: Duration,
+    min: f64,
+    n: usize,
+) -> usize {
+    let mut out = String::new();
+    if previous > 0 {
+        // Cursor up over the previous frame, then clear to the end of the screen.
+        let _ = write!(out, "\x1b[{previous}A\x1b[J");
+    }
+    let elapsed = started.elapsed().min(duration);
+    let frac = elapsed.as_secs_f64() / duration.as_secs_f64().max(1e-9);
+    let bar_len = 30usize;
+    let filled = ((frac * bar_len as f64) as usize).min(bar_len);
+    let _ = writeln!(
+        out,
+        "watch [{}{}] {} / {}   gate ≥ {min}   {n} edges   Ctrl-C stops early",
+        "#".repeat(filled),
+        "-".repeat(bar_len - filled),
+        mmss(elapsed),
+        mmss(duration)
+    );
+    let width = all.keys().map(String::len).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>8}  {:>6}  LAST",
+        "EDGE", "RATIO", "PROBES"
+    );
+    for e in all.values() {
+        let marker = if e.gate_failure(min).is_some() {
+            "!"
+        } else {
+            " "
+        };
+        let last = match e.last {
+            Some(Some(r)) => format!("{}/{}", r.stage(), r),
+            Some(None) => "pass".into(),
+            None => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{marker} {:<width$}  {:>8}  {:>6}  {last}",
+            e.target,
+            e.ratio().map(fmt_ratio).unwrap_or_else(|| "-".into()),
+            e.probes
+        );
+    }
+    let lines = out.matches('\n').count();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+    lines
+}
+
+fn mmss(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}", s / 60, s % 60)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
