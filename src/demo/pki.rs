@@ -88,7 +88,9 @@ impl Ca {
     /// An intermediate CA signed by this one.
     pub fn intermediate(&self, common_name: &str) -> Result<Self, PkiError> {
         let key = KeyAlg::EcdsaP256.generate()?;
-        let params = ca_params(common_name, Some(0));
+        // No path-length limit, so intermediates can be stacked (a 10-deep chain is one
+        // of the hostile peers).
+        let params = ca_params(common_name, None);
         let cert = params.signed_by(&key, &self.issuer)?.der().clone();
         Ok(Self {
             issuer: Issuer::new(params, key),
@@ -149,6 +151,15 @@ impl Ca {
         for ip in &spec.ips {
             params.subject_alt_names.push(SanType::IpAddress(*ip));
         }
+        if spec.padding > 0 {
+            // A private, non-critical extension of filler bytes (oversized chains).
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 55555, 1],
+                    der_octet_string(spec.padding),
+                ));
+        }
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer)?.der().clone();
         let mut chain = vec![cert];
@@ -190,6 +201,8 @@ pub struct LeafSpec {
     pub usage: Usage,
     /// Key algorithm.
     pub alg: KeyAlg,
+    /// Bytes of filler in a private extension (0 = none), to make oversized chains.
+    pub padding: usize,
 }
 
 impl LeafSpec {
@@ -255,6 +268,12 @@ impl LeafSpec {
         self
     }
 
+    /// Adds `bytes` of filler in a private extension.
+    pub fn with_padding(mut self, bytes: usize) -> Self {
+        self.padding = bytes;
+        self
+    }
+
     /// Sets the subject common name.
     pub fn with_common_name(mut self, cn: &str) -> Self {
         self.common_name = Some(cn.to_owned());
@@ -273,6 +292,7 @@ impl Default for LeafSpec {
             not_after: time::Duration::hours(24),
             usage: Usage::ServerAndClient,
             alg: KeyAlg::EcdsaP256,
+            padding: 0,
         }
     }
 }
@@ -309,6 +329,21 @@ impl Leaf {
     pub fn leaf(&self) -> &CertificateDer<'static> {
         &self.chain[0]
     }
+}
+
+/// A DER OCTET STRING of `len` zero bytes.
+fn der_octet_string(len: usize) -> Vec<u8> {
+    let mut out = vec![0x04];
+    let be = len.to_be_bytes();
+    let skip = be.iter().take_while(|b| **b == 0).count();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        out.push(0x80 | (be.len() - skip) as u8);
+        out.extend_from_slice(&be[skip..]);
+    }
+    out.resize(out.len() + len, 0);
+    out
 }
 
 /// PEM-encodes DER with the given label.

@@ -571,16 +571,8 @@ async fn slow_and_blackholed_peers_do_not_delay_a_healthy_edge() {
         m1.value("mtls_probe_success", &[("target", "prod/healthy")]),
         Some(1.0)
     );
-    // …and no probe started more than 50 ms late.
-    let lag = m1.histogram("mtls_probe_schedule_lag_seconds", &[]);
-    let total = lag.last().unwrap().1;
-    let within = lag
-        .iter()
-        .find(|(le, _)| (*le - 0.05).abs() < 1e-9)
-        .unwrap()
-        .1;
-    assert!(total > 20.0);
-    assert_eq!(within, total, "late probes: {lag:?}");
+    // …and no probe waited behind the slow peers.
+    crate::common::agent::assert_on_schedule(&m1);
     // The slow peers failed with the reasons of their stage.
     assert!(
         m1.value(

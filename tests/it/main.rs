@@ -7,6 +7,7 @@
 //! - `net`: local identity, resolve and connect stages;
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
 //! - `demo`: the demo mesh shows every failure class by name;
+//! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
@@ -25,6 +26,7 @@ mod cli;
 mod common;
 mod demo;
 mod expect;
+mod hostile;
 mod identity;
 mod net;
 mod request;

@@ -202,3 +202,24 @@ impl Metrics {
             .count()
     }
 }
+
+/// Asserts that no probe started behind a stalled peer: none ≥ 500 ms late (waiting
+/// behind a hostile peer shows as lags of its timeout, 1.5 s and more) and at least 90%
+/// within 50 ms. Not "all within 50 ms": on a shared 2-core CI machine a busy neighbour
+/// delays a timer now and then, which is not what these tests guard against.
+pub fn assert_on_schedule(m: &Metrics) {
+    let lag = m.histogram("mtls_probe_schedule_lag_seconds", &[]);
+    let count = |bound: f64| {
+        lag.iter()
+            .find(|(le, _)| (*le - bound).abs() < 1e-9)
+            .map(|(_, c)| *c)
+            .unwrap_or_else(|| panic!("no bucket {bound} in {lag:?}"))
+    };
+    let total = lag.last().map(|(_, c)| *c).unwrap_or(0.0);
+    assert!(total >= 10.0, "too few probes to judge: {lag:?}");
+    assert_eq!(count(0.5), total, "probes started ≥ 500 ms late: {lag:?}");
+    assert!(
+        count(0.05) >= 0.9 * total,
+        "more than 10% started > 50 ms late: {lag:?}"
+    );
+}
