@@ -11,7 +11,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 
-use crate::common::agent::{AgentProcess, Metrics};
+use crate::common::agent::{AgentProcess, Metrics, assert_on_schedule};
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -572,7 +572,7 @@ async fn slow_and_blackholed_peers_do_not_delay_a_healthy_edge() {
         Some(1.0)
     );
     // …and no probe waited behind the slow peers.
-    crate::common::agent::assert_on_schedule(&m1);
+    assert_on_schedule(&m1);
     // The slow peers failed with the reasons of their stage.
     assert!(
         m1.value(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mtls_prober::demo::pki::LeafSpec;
 
-use crate::common::agent::AgentProcess;
+use crate::common::agent::{AgentProcess, Metrics, assert_on_schedule};
 use crate::common::*;
 
 /// The hostile edges' timeout; every probe must end within it plus this margin.
@@ -231,7 +231,7 @@ async fn hostile_peers_are_cut_off_without_delaying_others() {
     let path = pki.path("hostile.toml");
     std::fs::write(&path, config).unwrap();
     let agent = AgentProcess::start(&path, &[]).await;
-    let attempts = |m: &crate::common::agent::Metrics, t: &str| {
+    let attempts = |m: &Metrics, t: &str| {
         ["success", "failure"]
             .iter()
             .filter_map(|r| m.value("mtls_probe_attempts_total", &[("target", t), ("result", r)]))
@@ -278,5 +278,5 @@ async fn hostile_peers_are_cut_off_without_delaying_others() {
             &[("target", "healthy"), ("result", "failure")]
         ) == Some(0.0)
     );
-    crate::common::agent::assert_on_schedule(&m);
+    assert_on_schedule(&m);
 }
