@@ -13,19 +13,22 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::edges::EdgeSet;
+use super::metrics::Metrics;
 use crate::config::Discover;
 use crate::probe::Resolver;
 
 /// How many refresh periods discovered edges outlive a failing DNS.
 pub const GRACE_REFRESHES: u32 = 3;
 
-/// Resolves `d.dns` every `d.refresh` and keeps the edge set in sync until shutdown.
+/// Resolves `d.dns` every `d.refresh` and keeps the edge set in sync until shutdown;
+/// counts every lookup in `metrics` when given.
 pub async fn run(
     d: Discover,
     edges: EdgeSet,
     resolver: Resolver,
     mut shutdown: watch::Receiver<bool>,
     first_round: bool,
+    metrics: Option<Metrics>,
 ) {
     let grace = d.refresh * GRACE_REFRESHES;
     let mut known: BTreeSet<IpAddr> = BTreeSet::new();
@@ -38,6 +41,9 @@ pub async fn run(
             resolver.lookup(&d.dns),
         )
         .await;
+        if let Some(m) = &metrics {
+            m.discovery_lookup(&d.name, matches!(lookup, Ok(Ok(_))));
+        }
         match lookup {
             Ok(Ok(ips)) => {
                 if let Some(problem) = failing.take() {

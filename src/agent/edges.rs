@@ -162,7 +162,11 @@ impl EdgeSet {
             }),
         });
         let (target_tx, target_rx) = watch::channel(target);
-        let task = lock(&self.tasks).spawn(edge_loop(self.inner.clone(), edge.clone(), target_rx));
+        let mut tasks = lock(&self.tasks);
+        // Removed edges' tasks were aborted; their cells stay allocated until joined.
+        while tasks.try_join_next().is_some() {}
+        let task = tasks.spawn(edge_loop(self.inner.clone(), edge.clone(), target_rx));
+        drop(tasks);
         entries.insert(
             name,
             Entry {

@@ -49,6 +49,7 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     targets: IntGaugeVec,
     lag: HistogramVec,
+    discovery: IntCounterVec,
 }
 
 impl Metrics {
@@ -163,6 +164,11 @@ impl Metrics {
                 &["source"],
                 LAG_BUCKETS,
             )?,
+            discovery: counter(
+                "mtls_probe_discovery_lookups_total",
+                "DNS lookups of [[discover]] names, by result (an extension of SPEC §6).",
+                &["source", "discover", "result"],
+            )?,
             source: source.to_owned(),
             registry: registry.clone(),
         };
@@ -222,6 +228,20 @@ impl Metrics {
             None => {
                 let _ = self.identity_not_after.remove_label_values(&[&self.source]);
             }
+        }
+    }
+
+    /// Counts a `[[discover]]` lookup.
+    pub fn discovery_lookup(&self, discover: &str, ok: bool) {
+        self.discovery
+            .with_label_values(&[&self.source, discover, result(ok)])
+            .inc();
+    }
+
+    /// Removes the lookup counters of a `[[discover]]` that left the config.
+    pub fn forget_discovery(&self, discover: &str) {
+        for r in ["success", "failure"] {
+            let _ = self.discovery.remove_label_values(&[&self.source, discover, r]);
         }
     }
 

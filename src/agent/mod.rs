@@ -192,7 +192,7 @@ impl Agent {
             identity_problem: Mutex::new(None),
             clock: opts.clock.clone(),
         });
-        let discovers = Discovers::new(edges.clone(), resolver, shutdown_rx.clone());
+        let discovers = Discovers::new(edges.clone(), resolver, shutdown_rx.clone(), metrics.clone());
         discovers.sync(&config.discover);
 
         tokio::spawn(http::serve(listener, state.clone(), shutdown_rx.clone()));
@@ -289,15 +289,17 @@ struct Discovers {
     edges: EdgeSet,
     resolver: Resolver,
     shutdown: watch::Receiver<bool>,
+    metrics: Metrics,
     running: Mutex<BTreeMap<String, (Discover, tokio::task::JoinHandle<()>)>>,
 }
 
 impl Discovers {
-    fn new(edges: EdgeSet, resolver: Resolver, shutdown: watch::Receiver<bool>) -> Self {
+    fn new(edges: EdgeSet, resolver: Resolver, shutdown: watch::Receiver<bool>, metrics: Metrics) -> Self {
         Self {
             edges,
             resolver,
             shutdown,
+            metrics,
             running: Mutex::new(BTreeMap::new()),
         }
     }
@@ -314,6 +316,7 @@ impl Discovers {
             if let Some((_, task)) = running.remove(&name) {
                 task.abort();
             }
+            self.metrics.forget_discovery(&name);
             let prefix = format!("{name}/");
             for edge in self.edges.names() {
                 if edge.starts_with(&prefix) {
@@ -329,6 +332,7 @@ impl Discovers {
                     self.resolver.clone(),
                     self.shutdown.clone(),
                     false,
+                    Some(self.metrics.clone()),
                 ));
                 running.insert(d.name.clone(), (d.clone(), task));
             }

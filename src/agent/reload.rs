@@ -111,3 +111,83 @@ impl IdentityReloader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::{Clock, FixedClock};
+    use crate::config::{Expect, HostPort, Mode, Origin, PeerExpectation, Target, TlsVersion};
+    use crate::demo::peers::{Behavior, ClientAuth, HttpBehavior, Response, ServerOpts, server_config, spawn};
+    use crate::demo::pki::{Ca, LeafSpec};
+    use crate::probe::{Prober, Resolver};
+    use crate::tls::peer::CertSummary;
+
+    const ID: &str = "spiffe://cluster.local/ns/monitoring/sa/mtls-prober";
+    const PEER: &str = "spiffe://cluster.local/ns/prod/sa/api";
+
+    #[tokio::test]
+    async fn broken_files_keep_the_old_identity_until_it_expires() {
+        let root = Ca::root("root").unwrap();
+        let ours = root.issue(&LeafSpec::spiffe(ID)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = IdentityConfig {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            ca: dir.path().join("ca.pem"),
+            reload: Duration::from_secs(1),
+            trust_domain: None,
+            trust_domain_aliases: Vec::new(),
+        };
+        std::fs::write(&cfg.cert, ours.chain_pem()).unwrap();
+        std::fs::write(&cfg.key, ours.key_pem()).unwrap();
+        std::fs::write(&cfg.ca, root.cert_pem()).unwrap();
+        let not_after = CertSummary::parse(ours.leaf()).unwrap().not_after;
+        let clock = Arc::new(FixedClock::new(SystemTime::now()));
+        let prober = Prober::new(Resolver::system(), clock.clone());
+        let creds = Credentials::load(Some(&cfg), prober.provider(), clock.now());
+        assert!(creds.client.is_ok());
+        let (tx, rx) = watch::channel(Arc::new(creds));
+        let mut reloader = IdentityReloader::new(prober.provider().clone(), Some(content_digest(&identity_paths(&cfg))));
+        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Unchanged));
+
+        // The key file is replaced by garbage, then deleted: both refused, once each.
+        std::fs::write(&cfg.key, "not a key").unwrap();
+        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Failed(p) if p.contains("key.pem")));
+        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Unchanged), "counted once");
+        std::fs::remove_file(&cfg.key).unwrap();
+        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Failed(p) if p.contains("cannot read")));
+        assert!(rx.borrow().client.is_ok(), "the old identity is kept");
+
+        // Probes still present it while it is valid…
+        let peer_leaf = root.issue(&LeafSpec::spiffe(PEER)).unwrap();
+        let config = server_config(&peer_leaf, ClientAuth::Required(vec![root.cert().clone()]), &ServerOpts::default()).unwrap();
+        let server = spawn(Behavior::Tls { config, http: HttpBehavior::Respond(Response::ok()) }).await.unwrap();
+        let target = Arc::new(Target {
+            name: "prod/api".into(),
+            address: HostPort { host: "127.0.0.1".into(), port: server.addr().port() },
+            mode: Mode::Mtls,
+            expect: Expect::Success,
+            peer: PeerExpectation::SpiffeId(PEER.parse().unwrap()),
+            server_name: "api.prod".into(),
+            alpn: Vec::new(),
+            tls_versions: vec![TlsVersion::V1_2, TlsVersion::V1_3],
+            verify_strict: false,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            http: None,
+            origin: Origin::Configured,
+        });
+        let prepared = prober.prepare(target.clone(), &rx.borrow());
+        let r = prober.run(&prepared, "node").await;
+        assert!(r.ok, "{r:?}");
+        // …and once the clock passes its not_after, fail without contacting the target.
+        clock.set(not_after + Duration::from_secs(1));
+        let before = server.accepted();
+        let r = prober.run(&prepared, "node").await;
+        assert_eq!(r.reason, Some(crate::classify::Reason::IdentityUnavailable), "{r:?}");
+        assert!(r.detail.as_deref().unwrap_or("").contains("expired"), "{r:?}");
+        assert_eq!(server.accepted(), before, "the target was not contacted");
+    }
+}

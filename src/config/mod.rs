@@ -213,7 +213,7 @@ impl Serialize for HostPort {
 }
 
 /// Which identity the peer's certificate must carry.
-#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
+#[derive(Clone, Debug, Eq, Hash, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerExpectation {
     /// The URI SAN must equal this SPIFFE ID.

@@ -41,7 +41,25 @@ pub struct Prober {
     provider: Arc<CryptoProvider>,
     resolver: Resolver,
     clock: Arc<dyn Clock>,
+    configs: Arc<ConfigCache>,
 }
+
+/// What makes two targets' `ClientConfig`s identical: the TLS parameters and the exact
+/// credentials (by identity). Edges that share it share one config, so an identity
+/// rotation rebuilds one config per distinct expectation, not one per edge.
+#[derive(Clone, Debug, Eq, Hash, PartialEq)]
+struct ConfigKey {
+    mode: Mode,
+    peer: PeerExpectation,
+    alpn: Vec<String>,
+    versions: Vec<TlsVersion>,
+    bundle: usize,
+    client: usize,
+}
+
+/// Built configs, held weakly: a config lives as long as a prepared target uses it.
+#[derive(Debug, Default)]
+struct ConfigCache(std::sync::Mutex<std::collections::HashMap<ConfigKey, std::sync::Weak<ClientConfig>>>);
 
 /// A target with everything built that does not change between probes.
 #[derive(Debug)]
@@ -85,6 +103,7 @@ impl Prober {
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
             resolver,
             clock,
+            configs: Arc::default(),
         }
     }
 
@@ -155,8 +174,36 @@ impl Prober {
                 ));
             }
         };
+        let key_id = ConfigKey {
+            mode: target.mode,
+            peer: target.peer.clone(),
+            alpn: target.alpn.clone(),
+            versions: target.tls_versions.clone(),
+            bundle: bundle.as_ref().map_or(0, |b| Arc::as_ptr(b) as usize),
+            client: key.as_ref().map_or(0, |k| Arc::as_ptr(k) as usize),
+        };
+        let mut cache = self
+            .configs
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(config) = cache.get(&key_id).and_then(std::sync::Weak::upgrade) {
+            return Setup::Tls {
+                config,
+                server_name,
+                identity_not_after,
+                bundle,
+            };
+        }
+        // Forget configs no prepared target holds any more (old credentials).
+        cache.retain(|_, w| w.strong_count() > 0);
         let time = Arc::new(RustlsTime(self.clock.clone()));
-        match client_config(target, bundle.clone(), key, &self.provider, time) {
+        let built = client_config(target, bundle.clone(), key, &self.provider, time);
+        if let Ok(config) = &built {
+            cache.insert(key_id, Arc::downgrade(config));
+        }
+        drop(cache);
+        match built {
             Ok(config) => Setup::Tls {
                 config,
                 server_name,
@@ -478,4 +525,68 @@ fn tls_info(stream: &TlsStream<Sniff<TcpStream>>) -> TlsInfo {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::{Expect, HostPort, Origin};
+    use crate::demo::pki::{Ca, LeafSpec};
+    use crate::identity::load::{ClientIdentity, TrustBundle};
+
+    fn target(name: &str, peer: &str) -> Arc<Target> {
+        Arc::new(Target {
+            name: name.into(),
+            address: HostPort { host: "127.0.0.1".into(), port: 1 },
+            mode: Mode::Mtls,
+            expect: Expect::Success,
+            peer: PeerExpectation::SpiffeId(peer.parse().unwrap()),
+            server_name: format!("{name}.svc"),
+            alpn: vec!["h2".into()],
+            tls_versions: vec![TlsVersion::V1_3],
+            verify_strict: false,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            http: None,
+            origin: Origin::Configured,
+        })
+    }
+
+    fn creds(prober: &Prober) -> Credentials {
+        let root = Ca::root("root").unwrap();
+        let leaf = root.issue(&LeafSpec::spiffe("spiffe://td/ns/a/sa/b")).unwrap();
+        let p = std::path::Path::new("mem");
+        let bundle = TrustBundle::from_certs(p, vec![root.cert().clone()], [0; 32]).unwrap();
+        let client = ClientIdentity::from_parts(p, p, leaf.chain.clone(), leaf.key(), &bundle, prober.provider(), SystemTime::now(), [0; 32]).unwrap();
+        Credentials { bundle: Ok(Arc::new(bundle)), client: Ok(Arc::new(client)) }
+    }
+
+    fn config_of(p: &PreparedTarget) -> *const ClientConfig {
+        match &p.setup {
+            Setup::Tls { config, .. } => Arc::as_ptr(config),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn edges_with_the_same_tls_parameters_share_one_config() {
+        let prober = Prober::new(Resolver::system(), Arc::new(SystemClock));
+        let c1 = creds(&prober);
+        let a = prober.prepare(target("a", "spiffe://td/ns/x/sa/y"), &c1);
+        let b = prober.prepare(target("b", "spiffe://td/ns/x/sa/y"), &c1);
+        let other = prober.prepare(target("c", "spiffe://td/ns/x/sa/z"), &c1);
+        assert_eq!(config_of(&a), config_of(&b));
+        assert_ne!(config_of(&a), config_of(&other));
+        // New credentials (a rotation): a new config.
+        let c2 = creds(&prober);
+        let a2 = prober.prepare(target("a", "spiffe://td/ns/x/sa/y"), &c2);
+        assert_ne!(config_of(&a), config_of(&a2));
+        // Once no prepared target holds the old ones, the cache forgets them.
+        drop((a, b, other));
+        let _ = prober.prepare(target("d", "spiffe://td/ns/x/sa/w"), &c2);
+        assert_eq!(prober.configs.0.lock().unwrap().len(), 2);
+    }
 }

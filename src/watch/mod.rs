@@ -100,6 +100,7 @@ pub async fn run(
             resolver.clone(),
             shutdown_rx.clone(),
             true,
+            None,
         ));
     }
     let started_wall = clock.now();

@@ -193,6 +193,28 @@ async fn metrics_of_a_mixed_matrix() {
         !m.histogram("mtls_probe_phase_duration_seconds", &[("phase", "tls")])
             .is_empty()
     );
+    // Every metric the deployment (alerts, dashboard) relies on is exported, with its
+    // type: a renamed metric breaks this test, not on-call.
+    let types: std::collections::BTreeMap<&str, &str> = m
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let listed = std::fs::read_to_string("deploy/metric-names.txt").unwrap();
+    let mut listed_names = Vec::new();
+    for line in listed.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (name, kind) = line.split_once(' ').unwrap();
+        assert_eq!(types.get(name).copied(), Some(kind.trim()), "{name} in deploy/metric-names.txt");
+        listed_names.push(name);
+    }
+    assert_eq!(listed_names.len(), 16, "SPEC §6 lists 16 metrics");
+    for name in types.keys() {
+        assert!(
+            listed_names.contains(name) || *name == "mtls_probe_discovery_lookups_total",
+            "{name} is exported but not in deploy/metric-names.txt"
+        );
+    }
     // The API and the status page tell the same story.
     let edges = agent.edges().await;
     let rbac_edge = edges.iter().find(|e| e["target"] == "prod/rbac").unwrap();

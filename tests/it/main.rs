@@ -4,9 +4,11 @@
 //! Module index:
 //! - `common`: the test PKI (written to temp files), probe helpers, a loopback DNS
 //!   server, external tools;
+//! - `load` (ignored; run by .ci/run): endpoints under scrape load, the soak;
 //! - `net`: local identity, resolve and connect stages;
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
 //! - `demo`: the demo mesh shows every failure class by name;
+//! - `faults`: a thousand failing edges, DNS failing under discovered edges;
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
@@ -26,8 +28,10 @@ mod cli;
 mod common;
 mod demo;
 mod expect;
+mod faults;
 mod hostile;
 mod identity;
+mod load;
 mod net;
 mod request;
 mod third_party;
