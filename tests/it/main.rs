@@ -15,6 +15,7 @@
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
+//! - `secrets`: no form of the private key in any output, on every key error path.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -34,6 +35,7 @@ mod identity;
 mod load;
 mod net;
 mod request;
+mod secrets;
 mod third_party;
 mod tls;
 mod watch;
