@@ -241,7 +241,9 @@ impl Metrics {
     /// Removes the lookup counters of a `[[discover]]` that left the config.
     pub fn forget_discovery(&self, discover: &str) {
         for r in ["success", "failure"] {
-            let _ = self.discovery.remove_label_values(&[&self.source, discover, r]);
+            let _ = self
+                .discovery
+                .remove_label_values(&[&self.source, discover, r]);
         }
     }
 

@@ -192,7 +192,12 @@ impl Agent {
             identity_problem: Mutex::new(None),
             clock: opts.clock.clone(),
         });
-        let discovers = Discovers::new(edges.clone(), resolver, shutdown_rx.clone(), metrics.clone());
+        let discovers = Discovers::new(
+            edges.clone(),
+            resolver,
+            shutdown_rx.clone(),
+            metrics.clone(),
+        );
         discovers.sync(&config.discover);
 
         tokio::spawn(http::serve(listener, state.clone(), shutdown_rx.clone()));
@@ -294,7 +299,12 @@ struct Discovers {
 }
 
 impl Discovers {
-    fn new(edges: EdgeSet, resolver: Resolver, shutdown: watch::Receiver<bool>, metrics: Metrics) -> Self {
+    fn new(
+        edges: EdgeSet,
+        resolver: Resolver,
+        shutdown: watch::Receiver<bool>,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             edges,
             resolver,

@@ -119,7 +119,9 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, FixedClock};
     use crate::config::{Expect, HostPort, Mode, Origin, PeerExpectation, Target, TlsVersion};
-    use crate::demo::peers::{Behavior, ClientAuth, HttpBehavior, Response, ServerOpts, server_config, spawn};
+    use crate::demo::peers::{
+        Behavior, ClientAuth, HttpBehavior, Response, ServerOpts, server_config, spawn,
+    };
     use crate::demo::pki::{Ca, LeafSpec};
     use crate::probe::{Prober, Resolver};
     use crate::tls::peer::CertSummary;
@@ -149,24 +151,53 @@ mod tests {
         let creds = Credentials::load(Some(&cfg), prober.provider(), clock.now());
         assert!(creds.client.is_ok());
         let (tx, rx) = watch::channel(Arc::new(creds));
-        let mut reloader = IdentityReloader::new(prober.provider().clone(), Some(content_digest(&identity_paths(&cfg))));
-        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Unchanged));
+        let mut reloader = IdentityReloader::new(
+            prober.provider().clone(),
+            Some(content_digest(&identity_paths(&cfg))),
+        );
+        assert!(matches!(
+            reloader.poll(&cfg, clock.now(), &tx),
+            IdentityOutcome::Unchanged
+        ));
 
         // The key file is replaced by garbage, then deleted: both refused, once each.
         std::fs::write(&cfg.key, "not a key").unwrap();
-        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Failed(p) if p.contains("key.pem")));
-        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Unchanged), "counted once");
+        assert!(
+            matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Failed(p) if p.contains("key.pem"))
+        );
+        assert!(
+            matches!(
+                reloader.poll(&cfg, clock.now(), &tx),
+                IdentityOutcome::Unchanged
+            ),
+            "counted once"
+        );
         std::fs::remove_file(&cfg.key).unwrap();
-        assert!(matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Failed(p) if p.contains("cannot read")));
+        assert!(
+            matches!(reloader.poll(&cfg, clock.now(), &tx), IdentityOutcome::Failed(p) if p.contains("cannot read"))
+        );
         assert!(rx.borrow().client.is_ok(), "the old identity is kept");
 
         // Probes still present it while it is valid…
         let peer_leaf = root.issue(&LeafSpec::spiffe(PEER)).unwrap();
-        let config = server_config(&peer_leaf, ClientAuth::Required(vec![root.cert().clone()]), &ServerOpts::default()).unwrap();
-        let server = spawn(Behavior::Tls { config, http: HttpBehavior::Respond(Response::ok()) }).await.unwrap();
+        let config = server_config(
+            &peer_leaf,
+            ClientAuth::Required(vec![root.cert().clone()]),
+            &ServerOpts::default(),
+        )
+        .unwrap();
+        let server = spawn(Behavior::Tls {
+            config,
+            http: HttpBehavior::Respond(Response::ok()),
+        })
+        .await
+        .unwrap();
         let target = Arc::new(Target {
             name: "prod/api".into(),
-            address: HostPort { host: "127.0.0.1".into(), port: server.addr().port() },
+            address: HostPort {
+                host: "127.0.0.1".into(),
+                port: server.addr().port(),
+            },
             mode: Mode::Mtls,
             expect: Expect::Success,
             peer: PeerExpectation::SpiffeId(PEER.parse().unwrap()),
@@ -186,8 +217,15 @@ mod tests {
         clock.set(not_after + Duration::from_secs(1));
         let before = server.accepted();
         let r = prober.run(&prepared, "node").await;
-        assert_eq!(r.reason, Some(crate::classify::Reason::IdentityUnavailable), "{r:?}");
-        assert!(r.detail.as_deref().unwrap_or("").contains("expired"), "{r:?}");
+        assert_eq!(
+            r.reason,
+            Some(crate::classify::Reason::IdentityUnavailable),
+            "{r:?}"
+        );
+        assert!(
+            r.detail.as_deref().unwrap_or("").contains("expired"),
+            "{r:?}"
+        );
         assert_eq!(server.accepted(), before, "the target was not contacted");
     }
 }

@@ -59,7 +59,9 @@ struct ConfigKey {
 
 /// Built configs, held weakly: a config lives as long as a prepared target uses it.
 #[derive(Debug, Default)]
-struct ConfigCache(std::sync::Mutex<std::collections::HashMap<ConfigKey, std::sync::Weak<ClientConfig>>>);
+struct ConfigCache(
+    std::sync::Mutex<std::collections::HashMap<ConfigKey, std::sync::Weak<ClientConfig>>>,
+);
 
 /// A target with everything built that does not change between probes.
 #[derive(Debug)]
@@ -540,7 +542,10 @@ mod tests {
     fn target(name: &str, peer: &str) -> Arc<Target> {
         Arc::new(Target {
             name: name.into(),
-            address: HostPort { host: "127.0.0.1".into(), port: 1 },
+            address: HostPort {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
             mode: Mode::Mtls,
             expect: Expect::Success,
             peer: PeerExpectation::SpiffeId(peer.parse().unwrap()),
@@ -557,11 +562,26 @@ mod tests {
 
     fn creds(prober: &Prober) -> Credentials {
         let root = Ca::root("root").unwrap();
-        let leaf = root.issue(&LeafSpec::spiffe("spiffe://td/ns/a/sa/b")).unwrap();
+        let leaf = root
+            .issue(&LeafSpec::spiffe("spiffe://td/ns/a/sa/b"))
+            .unwrap();
         let p = std::path::Path::new("mem");
         let bundle = TrustBundle::from_certs(p, vec![root.cert().clone()], [0; 32]).unwrap();
-        let client = ClientIdentity::from_parts(p, p, leaf.chain.clone(), leaf.key(), &bundle, prober.provider(), SystemTime::now(), [0; 32]).unwrap();
-        Credentials { bundle: Ok(Arc::new(bundle)), client: Ok(Arc::new(client)) }
+        let client = ClientIdentity::from_parts(
+            p,
+            p,
+            leaf.chain.clone(),
+            leaf.key(),
+            &bundle,
+            prober.provider(),
+            SystemTime::now(),
+            [0; 32],
+        )
+        .unwrap();
+        Credentials {
+            bundle: Ok(Arc::new(bundle)),
+            client: Ok(Arc::new(client)),
+        }
     }
 
     fn config_of(p: &PreparedTarget) -> *const ClientConfig {

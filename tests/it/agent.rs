@@ -203,9 +203,16 @@ async fn metrics_of_a_mixed_matrix() {
         .collect();
     let listed = std::fs::read_to_string("deploy/metric-names.txt").unwrap();
     let mut listed_names = Vec::new();
-    for line in listed.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in listed
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (name, kind) = line.split_once(' ').unwrap();
-        assert_eq!(types.get(name).copied(), Some(kind.trim()), "{name} in deploy/metric-names.txt");
+        assert_eq!(
+            types.get(name).copied(),
+            Some(kind.trim()),
+            "{name} in deploy/metric-names.txt"
+        );
         listed_names.push(name);
     }
     assert_eq!(listed_names.len(), 16, "SPEC §6 lists 16 metrics");

@@ -49,7 +49,11 @@ async fn a_thousand_failing_edges_neither_flood_the_log_nor_stall_metrics() {
         pki.path("root-cert.pem").display()
     );
     for i in 0..1000 {
-        let addr = if i % 2 == 0 { refused.addr() } else { blackholes[i % 20].addr() };
+        let addr = if i % 2 == 0 {
+            refused.addr()
+        } else {
+            blackholes[i % 20].addr()
+        };
         config.push_str(&format!(
             "[[target]]\nname = \"edge/{i}\"\naddress = \"{addr}\"\nspiffe_id = \"{SERVER_ID}\"\n"
         ));
@@ -60,7 +64,9 @@ async fn a_thousand_failing_edges_neither_flood_the_log_nor_stall_metrics() {
     // Two full rounds.
     agent
         .wait_metrics(Duration::from_secs(60), |m| {
-            (0..1000).step_by(97).all(|i| attempts(m, &format!("edge/{i}")) >= 2.0)
+            (0..1000)
+                .step_by(97)
+                .all(|i| attempts(m, &format!("edge/{i}")) >= 2.0)
         })
         .await;
     let ticks = clock_ticks_per_second();
@@ -84,12 +90,22 @@ async fn a_thousand_failing_edges_neither_flood_the_log_nor_stall_metrics() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"] == "edge failing")
         .fold(Default::default(), |mut acc, v| {
-            let key = (v["previous"].as_str().unwrap_or("").to_owned(), v["reason"].as_str().unwrap_or("").to_owned());
+            let key = (
+                v["previous"].as_str().unwrap_or("").to_owned(),
+                v["reason"].as_str().unwrap_or("").to_owned(),
+            );
             *acc.entry(key).or_default() += 1;
             acc
         });
-    assert_eq!(failing, 1000, "log lines about failing edges: {transitions:?}");
-    assert!(log.lines().count() < 1100, "{} log lines", log.lines().count());
+    assert_eq!(
+        failing, 1000,
+        "log lines about failing edges: {transitions:?}"
+    );
+    assert!(
+        log.lines().count() < 1100,
+        "{} log lines",
+        log.lines().count()
+    );
 }
 
 #[tokio::test]
@@ -117,31 +133,48 @@ async fn failing_dns_keeps_discovered_edges_for_a_grace_period() {
     let agent = AgentProcess::start(&path, &[]).await;
     let edge = format!("peers/{}", server.addr().ip());
     agent
-        .wait_metrics(Duration::from_secs(20), |m| m.value("mtls_probe_success", &[("target", &edge)]) == Some(1.0))
+        .wait_metrics(Duration::from_secs(20), |m| {
+            m.value("mtls_probe_success", &[("target", &edge)]) == Some(1.0)
+        })
         .await;
     dns.fail(true);
     let failed_at = Instant::now();
     // The edge outlives the failing lookups for the grace period (3 refreshes)…
     let m = agent
         .wait_metrics(Duration::from_secs(20), |m| {
-            m.value("mtls_probe_discovery_lookups_total", &[("discover", "peers"), ("result", "failure")])
-                .is_some_and(|n| n >= 1.0)
+            m.value(
+                "mtls_probe_discovery_lookups_total",
+                &[("discover", "peers"), ("result", "failure")],
+            )
+            .is_some_and(|n| n >= 1.0)
         })
         .await;
     if failed_at.elapsed() < Duration::from_millis(1000) {
-        assert_eq!(m.value("mtls_probe_targets", &[]), Some(1.0), "kept during the grace period");
+        assert_eq!(
+            m.value("mtls_probe_targets", &[]),
+            Some(1.0),
+            "kept during the grace period"
+        );
     }
     // …then it is removed, and both steps are logged.
     agent
         .wait_metrics(Duration::from_secs(20), |m| m.series_of_target(&edge) == 0)
         .await;
-    assert!(failed_at.elapsed() >= Duration::from_millis(1200), "removed only after the grace period");
+    assert!(
+        failed_at.elapsed() >= Duration::from_millis(1200),
+        "removed only after the grace period"
+    );
     let log = agent.log_text();
     assert!(log.contains("keeping the last known edges"), "{log}");
-    assert!(log.contains("past the grace period; edges removed"), "{log}");
+    assert!(
+        log.contains("past the grace period; edges removed"),
+        "{log}"
+    );
     // DNS back: the edge is discovered again.
     dns.fail(false);
     agent
-        .wait_metrics(Duration::from_secs(20), |m| m.value("mtls_probe_success", &[("target", &edge)]) == Some(1.0))
+        .wait_metrics(Duration::from_secs(20), |m| {
+            m.value("mtls_probe_success", &[("target", &edge)]) == Some(1.0)
+        })
         .await;
 }
