@@ -18,6 +18,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod demo;
+pub mod fsutil;
 pub mod identity;
 pub mod probe;
 pub mod report;

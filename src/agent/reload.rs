@@ -21,7 +21,7 @@ pub fn content_digest(paths: &[&Path]) -> [u8; 32] {
     let mut h = Sha256::new();
     for p in paths {
         h.update(p.as_os_str().as_encoded_bytes());
-        match std::fs::read(p) {
+        match crate::fsutil::read_small(p) {
             Ok(bytes) => {
                 h.update(b"ok");
                 h.update((bytes.len() as u64).to_le_bytes());

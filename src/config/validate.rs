@@ -26,8 +26,18 @@ use super::{
 /// Loads the file at `path`; relative identity paths are resolved against its
 /// directory.
 pub(super) fn load_file(path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = crate::fsutil::read_small(path)
         .map_err(|e| ConfigError::new(path, None, format!("cannot read the config file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(
+            path,
+            None,
+            format!(
+                "the config file is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
     load(&text, path, env, path.parent())
 }
 

@@ -332,7 +332,8 @@ fn verify_own_chain(
 }
 
 fn read(file: &Path) -> Result<Vec<u8>, IdentityError> {
-    std::fs::read(file).map_err(|e| IdentityError::new(file, format!("cannot read: {e}")))
+    crate::fsutil::read_small(file)
+        .map_err(|e| IdentityError::new(file, format!("cannot read: {e}")))
 }
 
 fn parse_certs(

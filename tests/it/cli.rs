@@ -329,3 +329,25 @@ async fn no_route_is_network_unreachable() {
     );
     assert!(v["detail"].as_str().unwrap().contains("10.255.0.1:443"));
 }
+
+/// A FIFO at an identity path is refused at once (a plain read would block forever).
+#[tokio::test]
+async fn a_fifo_at_an_identity_path_is_refused_not_read() {
+    let pki = Pki::new();
+    let fifo = pki.path("fifo.pem");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    let mut env = identity_env(&pki);
+    env[1].1 = fifo;
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        run(&["check", "--config", "probes.toml"], &env_refs(&env)),
+    )
+    .await
+    .expect("check returns instead of blocking on the FIFO");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("not a regular file"), "{}", text(&o));
+}
