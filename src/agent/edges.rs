@@ -44,6 +44,7 @@ struct Inner {
     base: Instant,
     shutdown: watch::Receiver<bool>,
     observer: Option<Observer>,
+    log_transitions: bool,
     first_round_pending: AtomicUsize,
     first_round_done: Notify,
 }
@@ -98,6 +99,8 @@ pub struct EdgeSetOptions {
     pub shutdown: watch::Receiver<bool>,
     /// Sees every completed probe (with the edge's previous report).
     pub observer: Option<Observer>,
+    /// Log one line per edge state change (the agent); the watch prints its own lines.
+    pub log_transitions: bool,
 }
 
 impl EdgeSet {
@@ -117,6 +120,7 @@ impl EdgeSet {
                 base: Instant::now(),
                 shutdown: o.shutdown,
                 observer: o.observer,
+                log_transitions: o.log_transitions,
                 first_round_pending: AtomicUsize::new(0),
                 first_round_done: Notify::new(),
             }),
@@ -319,7 +323,9 @@ impl Inner {
         let previous = st.last.as_ref().map(|r| (r.ok, r.reason));
         if previous != Some((report.ok, report.reason)) {
             st.since = Some(SystemTime::now());
-            log_transition(st.last.as_ref(), &report);
+            if self.log_transitions {
+                log_transition(st.last.as_ref(), &report);
+            }
         }
         if let Some(observer) = &self.observer {
             observer(&report, st.last.as_ref());

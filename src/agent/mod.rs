@@ -170,6 +170,7 @@ impl Agent {
             metrics: Some(metrics.clone()),
             shutdown: shutdown_rx.clone(),
             observer: None,
+            log_transitions: true,
         });
         for t in &config.targets {
             edges.upsert(t.clone(), true);

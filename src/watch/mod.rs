@@ -89,6 +89,7 @@ pub async fn run(
         metrics: None,
         shutdown: shutdown_rx.clone(),
         observer: Some(observer),
+        log_transitions: false,
     });
     for t in &config.targets {
         edges.upsert(t.clone(), true);
@@ -205,10 +206,16 @@ fn build_report(
             last: None,
         });
     }
+    let mut strict = Vec::new();
     for (_, stats) in all {
         let fault = stats.gate_failure(opts.min_success_ratio);
         if let Some(f) = &fault {
-            why.push(f.clone());
+            // STRICT violations are the critical finding of a migration: list them first.
+            if stats.strict_violations() > 0 {
+                strict.push(f.clone());
+            } else {
+                why.push(f.clone());
+            }
         }
         edges.push(EdgeReport {
             ratio: stats.ratio(),
@@ -216,6 +223,8 @@ fn build_report(
             stats,
         });
     }
+    strict.append(&mut why);
+    let mut why = strict;
     if cut_short {
         why.push(format!(
             "the watch was cut short after {} of {}",
