@@ -34,15 +34,22 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
             (config::load(path, env)?, false)
         }
     };
+    let resolver = Resolver::new(&config.agent.dns_servers);
+    let discovered = discovered_edges(&config, &resolver).await;
     let mut targets: Vec<_> = if args.target.is_empty() {
-        config.targets.clone()
+        config.targets.iter().cloned().chain(discovered).collect()
     } else {
         let mut picked = Vec::new();
         for name in &args.target {
             let found: Vec<_> = config
                 .targets
                 .iter()
-                .filter(|t| &t.name == name)
+                .chain(discovered.iter())
+                .filter(|t| {
+                    &t.name == name
+                        || t.name.starts_with(&format!("{name}/"))
+                            && config.discover.iter().any(|d| &d.name == name)
+                })
                 .cloned()
                 .collect();
             if found.is_empty() {
@@ -69,7 +76,7 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
         )));
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let prober = Prober::new(Resolver::new(&config.agent.dns_servers), clock.clone());
+    let prober = Prober::new(resolver, clock.clone());
     let creds = Credentials::load(config.identity.as_ref(), prober.provider(), clock.now());
     let reports = probe_all(&prober, &creds, targets, &config).await;
     let mut all_ok = true;
@@ -88,6 +95,24 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The edges of every `[[discover]]`, resolved once: one per address, or, when the
+/// name does not resolve, one edge named after the discover whose probe fails at the
+/// resolve stage (so the failure is reported like any other).
+async fn discovered_edges(config: &Config, resolver: &Resolver) -> Vec<config::Target> {
+    let mut out = Vec::new();
+    for d in &config.discover {
+        match resolver.lookup(&d.dns).await {
+            Ok(ips) => out.extend(ips.into_iter().map(|ip| d.edge(ip))),
+            Err(_) => {
+                let mut t = d.template.clone();
+                t.name.clone_from(&d.name);
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// Probes every target once, at most `max_concurrency` at a time; reports in order.

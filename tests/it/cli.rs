@@ -351,3 +351,43 @@ async fn a_fifo_at_an_identity_path_is_refused_not_read() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("not a regular file"), "{}", text(&o));
 }
+
+/// `probe --config` runs discovered edges too; a name that does not resolve is reported
+/// as a failing edge named after the discover.
+#[tokio::test]
+async fn probe_config_includes_discovered_edges() {
+    let pki = Pki::new();
+    let server = pki.strict_peer(HttpBehavior::Respond(Response::ok())).await;
+    let dns = mtls_prober::demo::dns::DnsServer::start().await.unwrap();
+    dns.set("agents.test", &[server.addr().ip()]);
+    let config = pki.path("discover.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\ndns_servers = [\"{dns}\"]\n[identity]\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{ca}\"\n\
+             [[discover]]\nname = \"agents\"\ndns = \"agents.test\"\nport = {port}\nspiffe_id = \"{SERVER_ID}\"\n\
+             [[discover]]\nname = \"gone\"\ndns = \"gone.test\"\nport = {port}\nspiffe_id = \"{SERVER_ID}\"\n",
+            dns = dns.addr(),
+            cert = pki.path("cert-chain.pem").display(),
+            key = pki.path("key.pem").display(),
+            ca = pki.path("root-cert.pem").display(),
+            port = server.addr().port(),
+        ),
+    )
+    .unwrap();
+    let p = config.display().to_string();
+    let o = run(&["probe", "--config", &p, "--output", "json"], &[]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["target"], "agents/127.0.0.1");
+    assert_eq!(lines[0]["ok"], true, "{}", lines[0]);
+    assert_eq!(lines[1]["target"], "gone");
+    assert_eq!(lines[1]["reason"], "dns_not_found");
+    // Selecting the discover by name probes its edges only.
+    let o = run(&["probe", "--config", &p, "--target", "agents"], &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
