@@ -172,6 +172,20 @@ async fn metrics_of_a_mixed_matrix() {
     assert_eq!(tls[0].labels.get("version"), Some("TLSv1_3"));
     assert_eq!(tls[0].labels.get("alpn"), Some("h2"));
     assert_eq!(v("mtls_probe_targets", &[("source", "node-a")]), Some(4.0));
+    // The last passed probe of the healthy edge is recent; a failing edge has none.
+    let last = v(
+        "mtls_probe_last_success_timestamp_seconds",
+        &[("target", "prod/healthy")],
+    )
+    .unwrap();
+    assert!((unix(SystemTime::now()) - last).abs() < 30.0, "{last}");
+    assert_eq!(
+        v(
+            "mtls_probe_last_success_timestamp_seconds",
+            &[("target", "prod/rbac")]
+        ),
+        None
+    );
     let own = CertSummary::parse(pki.client.leaf()).unwrap().not_after;
     assert_eq!(
         v("mtls_probe_identity_cert_not_after_timestamp_seconds", &[]),
