@@ -28,6 +28,9 @@ use crate::probe::{Prober, Resolver};
 use report::{EdgeReport, WatchReport};
 use stats::{AllStats, EdgeStats, fmt_ratio};
 
+/// Edge rows shown by the live view (the worst ones).
+pub const MAX_LIVE_ROWS: usize = 30;
+
 /// How the watch runs.
 pub struct WatchOptions {
     /// How long to watch.
@@ -300,13 +303,29 @@ fn redraw(
         mmss(elapsed),
         mmss(duration)
     );
-    let width = all.keys().map(String::len).max().unwrap_or(4).max(4);
+    // Worst first, and no more rows than a terminal shows: cursor-up redraws break once
+    // a frame is taller than the screen.
+    let mut rows: Vec<&EdgeStats> = all.values().collect();
+    rows.sort_by(|a, b| {
+        let key = |e: &EdgeStats| (e.gate_failure(min).is_none(), e.ratio().unwrap_or(1.0));
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let hidden = rows.len().saturating_sub(MAX_LIVE_ROWS);
+    rows.truncate(MAX_LIVE_ROWS);
+    let width = rows
+        .iter()
+        .map(|e| e.target.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(
         out,
         "  {:<width$}  {:>8}  {:>6}  LAST",
         "EDGE", "RATIO", "PROBES"
     );
-    for e in all.values() {
+    for e in rows {
         let marker = if e.gate_failure(min).is_some() {
             "!"
         } else {
@@ -323,6 +342,12 @@ fn redraw(
             e.target,
             e.ratio().map(fmt_ratio).unwrap_or_else(|| "-".into()),
             e.probes
+        );
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "  … and {hidden} more edges (the final report lists all)"
         );
     }
     let lines = out.matches('\n').count();
