@@ -1,17 +1,15 @@
 //! The agent binary (`mtls-prober run`) against in-process servers: metrics read with a
 //! Prometheus text parser, rotations, reloads, readiness, shutdown, the peer matrix.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use mtls_prober::demo::pki::{Leaf, LeafSpec};
 use mtls_prober::tls::peer::CertSummary;
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 
 use crate::common::agent::{AgentProcess, Metrics, assert_on_schedule};
+use crate::common::rotation::{flip_identity, rotating_server};
 use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -249,64 +247,11 @@ async fn metrics_of_a_mixed_matrix() {
     assert_eq!(log.matches("\"edge\":\"prod/rbac\"").count(), 1, "{log}");
 }
 
-/// A server certificate that can be swapped while the server runs.
-#[derive(Debug)]
-struct Swap(Mutex<Arc<CertifiedKey>>);
-
-impl ResolvesServerCert for Swap {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.lock().unwrap().clone())
-    }
-}
-
-fn certified(leaf: &Leaf) -> Arc<CertifiedKey> {
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    Arc::new(CertifiedKey::from_der(leaf.chain.clone(), leaf.key(), &provider).unwrap())
-}
-
-/// Kubernetes-style projected files: `<dir>/<name>` → `..data/<name>`, `..data` → a
-/// versioned directory, flipped atomically by renaming a new symlink over it.
-fn flip_identity(dir: &Path, version: &str, chain: &str, key: &str, ca: &str) {
-    let v = dir.join(version);
-    std::fs::create_dir_all(&v).unwrap();
-    std::fs::write(v.join("cert-chain.pem"), chain).unwrap();
-    std::fs::write(v.join("key.pem"), key).unwrap();
-    std::fs::write(v.join("root-cert.pem"), ca).unwrap();
-    let tmp = dir.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(version, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for f in ["cert-chain.pem", "key.pem", "root-cert.pem"] {
-        let link = dir.join(f);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(PathBuf::from("..data").join(f), &link).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn rotations_of_the_peer_and_of_our_own_identity() {
     let pki = Pki::new();
     let first = pki.server_leaf();
-    let swap = Arc::new(Swap(Mutex::new(certified(&first))));
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.root.cert().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(swap.clone());
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.send_tls13_tickets = 0;
-    let server = peer(Behavior::Tls {
-        config: Arc::new(config),
-        http: HttpBehavior::Respond(Response::ok()),
-    })
-    .await;
+    let (server, swap) = rotating_server(&pki, &first, &[b"h2", b"http/1.1"]).await;
 
     let id_dir = pki.path("identity");
     std::fs::create_dir_all(&id_dir).unwrap();
@@ -315,7 +260,7 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
         "v1",
         &pki.client.chain_pem(),
         &pki.client.key_pem(),
-        &pki.root.cert_pem(),
+        Some(&pki.root.cert_pem()),
     );
     let config = pki.path("agent.toml");
     write(
@@ -344,7 +289,7 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
     // The server's certificate is rotated: the next probes see the new serial, and the
     // old info series is replaced, not kept beside it.
     let second = pki.server_leaf();
-    *swap.0.lock().unwrap() = certified(&second);
+    swap.swap(&second);
     let s2 = serial(&second);
     agent.wait_metrics(LONG, |m| info(m) == [s2.clone()]).await;
 
@@ -361,7 +306,7 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
         "v2",
         &renewed.chain_pem(),
         &renewed.key_pem(),
-        &pki.root.cert_pem(),
+        Some(&pki.root.cert_pem()),
     );
     let na = unix(CertSummary::parse(renewed.leaf()).unwrap().not_after);
     let id_na = "mtls_probe_identity_cert_not_after_timestamp_seconds";
@@ -382,7 +327,7 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
         "v3",
         &renewed.chain_pem(),
         "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-        &pki.root.cert_pem(),
+        Some(&pki.root.cert_pem()),
     );
     let m = agent
         .wait_metrics(LONG, |m| {

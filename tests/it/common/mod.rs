@@ -2,6 +2,7 @@
 //! with every default filled in, and a prober.
 
 pub mod agent;
+pub mod rotation;
 pub mod tools;
 
 use std::path::PathBuf;
