@@ -212,6 +212,39 @@ impl ClientIdentity {
         )
     }
 
+    /// Parses a PEM chain and key already in memory (tests, fuzzing); `cert_file` and
+    /// `key_file` only name them in errors. Same checks as [`Self::load`].
+    pub fn from_pem(
+        cert_file: &Path,
+        key_file: &Path,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        bundle: &TrustBundle,
+        provider: &CryptoProvider,
+        now: SystemTime,
+    ) -> Result<Self, IdentityError> {
+        let chain = parse_certs(
+            cert_file,
+            cert_pem,
+            "a PEM certificate chain, leaf first (CERTIFICATE blocks)",
+        )?;
+        let key = parse_key(key_file, key_pem)?;
+        let mut hasher = Sha256::new();
+        hasher.update(cert_pem);
+        hasher.update(key_pem);
+        let content_sha256 = hasher.finalize().into();
+        Self::from_parts(
+            cert_file,
+            key_file,
+            chain,
+            key,
+            bundle,
+            provider,
+            now,
+            content_sha256,
+        )
+    }
+
     /// Builds an identity from parsed parts (tests, the demo); same checks as [`Self::load`].
     #[allow(clippy::too_many_arguments)]
     pub fn from_parts(
