@@ -175,7 +175,7 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
             return Err(Failure::new(
                 reason,
                 format!(
-                    "HTTP {status} from {}: {what}{cause}",
+                    "HTTP {status} from {:.60}: {what}{cause}",
                     if view.server().is_empty() {
                         "the proxy"
                     } else {
