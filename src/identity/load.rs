@@ -415,7 +415,13 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// RFC 3339 with seconds, UTC.
+/// RFC 3339 with seconds, UTC; times before 1970 show as 1970-01-01T00:00:00Z.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    // humantime panics before 1970 (a certificate's UTCTime may say 1950) and fails after
+    // 9999: clamp into its range.
+    humantime::format_rfc3339_seconds(t.clamp(
+        SystemTime::UNIX_EPOCH,
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799),
+    ))
+    .to_string()
 }
