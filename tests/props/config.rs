@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use toml::{Table, Value};
 
+use super::inputs::conflicting;
 use super::oracles::{check_config, check_config_error};
 use super::support::{apply, cases, edits};
 
@@ -326,27 +327,6 @@ fn env() -> impl Strategy<Value = Env> {
         "variables that set the same key or a key and its parent",
         |e| !conflicting(e),
     )
-}
-
-/// The config key a variable sets, as the `config` crate derives it.
-fn env_key(var: &str) -> Option<String> {
-    let lower = var.to_lowercase();
-    Some(lower.strip_prefix("mtls_prober_")?.replace("__", "."))
-}
-
-/// Whether two variables set the same key, or a key and one of its parents
-/// (`MTLS_PROBER_AGENT` and `MTLS_PROBER_AGENT__SOURCE`): which one wins depends on a
-/// `HashMap`'s order, see `env_conflicts_load_deterministically`.
-fn conflicting(env: &Env) -> bool {
-    let keys: Vec<String> = env.keys().filter_map(|v| env_key(v)).collect();
-    keys.iter().enumerate().any(|(i, a)| {
-        keys.iter().enumerate().any(|(j, b)| {
-            i != j
-                && (a == b
-                    || b.strip_prefix(a.as_str())
-                        .is_some_and(|r| r.starts_with('.')))
-        })
-    })
 }
 
 proptest! {

@@ -14,6 +14,7 @@
 //! Module index:
 //! - `oracles`: the invariant checkers, shared with the fuzz targets;
 //! - `fixture`: the generated PKI (once per process), shared with the fuzz targets;
+//! - `inputs`: rustls/I/O error builders and env filters, shared with the fuzz targets;
 //! - `support`: case counts and byte-mutation strategies;
 //! - `config`: `config::load_str` on arbitrary text, mutated `probes.toml`, env maps;
 //! - `identity`: `TrustBundle::from_pem` and `ClientIdentity::from_pem`;
@@ -33,6 +34,7 @@ mod config;
 mod fixture;
 mod http_classify;
 mod identity;
+mod inputs;
 mod oracles;
 mod serve;
 mod support;
