@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use super::fixture::{CA_FILE, CERT_FILE, KEY_FILE, fixture};
-use super::oracles::{check_bundle, check_identity};
+use super::oracles::{SECRET_WINDOW, check_bundle, check_identity};
 use super::support::{Edit, apply, cases, edits};
 
 /// PEM labels a file might carry, right or wrong.
@@ -211,4 +211,29 @@ proptest! {
             &fx.bundle, &fx.provider, SystemTime::now(), &fx.secrets,
         );
     }
+}
+
+/// The leak check itself: each encoding of a key window it promises to find is found.
+#[test]
+fn leak_check_finds_key_bytes() {
+    let fx = fixture();
+    let key = &fx.identities[0];
+    let window = &key.key_der[40..40 + SECRET_WINDOW];
+    let line = key.key_pem.lines().nth(1).unwrap();
+    let base64 = &line[8..8 + SECRET_WINDOW];
+    let leaks = [
+        format!("bad key {}", mtls_prober::tls::peer::hex(window)),
+        format!(
+            "bad key {}",
+            mtls_prober::tls::peer::hex(window).to_uppercase()
+        ),
+        format!("bad key near \"{base64}\""),
+        format!("line: {line}"),
+    ];
+    let secrets = &fx.secrets;
+    for text in leaks {
+        let caught = std::panic::catch_unwind(|| secrets.assert_absent(&text, "test"));
+        assert!(caught.is_err(), "not caught: {text:?}");
+    }
+    secrets.assert_absent("key.pem: malformed BEGIN line (27 bytes)", "test");
 }
