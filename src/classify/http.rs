@@ -170,12 +170,12 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
             let cause = ["transport failure reason:", "reset reason:"]
                 .iter()
                 .find_map(|m| text.find(m).map(|i| text[i..].trim()))
-                .map(|c| format!(": {}", truncate(c, 240)))
+                .map(|c| format!(": {}", truncate(c, 240).replace(char::is_control, " ")))
                 .unwrap_or_default();
             return Err(Failure::new(
                 reason,
                 format!(
-                    "HTTP {status} from {}: {what}{cause}",
+                    "HTTP {status} from {:.60}: {what}{cause}",
                     if view.server().is_empty() {
                         "the proxy"
                     } else {

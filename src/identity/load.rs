@@ -212,6 +212,39 @@ impl ClientIdentity {
         )
     }
 
+    /// Parses a PEM chain and key already in memory (tests, fuzzing); `cert_file` and
+    /// `key_file` only name them in errors. Same checks as [`Self::load`].
+    pub fn from_pem(
+        cert_file: &Path,
+        key_file: &Path,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        bundle: &TrustBundle,
+        provider: &CryptoProvider,
+        now: SystemTime,
+    ) -> Result<Self, IdentityError> {
+        let chain = parse_certs(
+            cert_file,
+            cert_pem,
+            "a PEM certificate chain, leaf first (CERTIFICATE blocks)",
+        )?;
+        let key = parse_key(key_file, key_pem)?;
+        let mut hasher = Sha256::new();
+        hasher.update(cert_pem);
+        hasher.update(key_pem);
+        let content_sha256 = hasher.finalize().into();
+        Self::from_parts(
+            cert_file,
+            key_file,
+            chain,
+            key,
+            bundle,
+            provider,
+            now,
+            content_sha256,
+        )
+    }
+
     /// Builds an identity from parsed parts (tests, the demo); same checks as [`Self::load`].
     #[allow(clippy::too_many_arguments)]
     pub fn from_parts(
@@ -383,7 +416,13 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// RFC 3339 with seconds, UTC.
+/// RFC 3339 with seconds, UTC; times before 1970 show as 1970-01-01T00:00:00Z.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    // humantime panics before 1970 (a certificate's UTCTime may say 1950) and fails after
+    // 9999: clamp into its range.
+    humantime::format_rfc3339_seconds(t.clamp(
+        SystemTime::UNIX_EPOCH,
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799),
+    ))
+    .to_string()
 }
