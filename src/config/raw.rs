@@ -18,7 +18,7 @@ use config::{Environment, File, FileFormat};
 use serde::Deserialize;
 
 use super::Env;
-use super::error::{ConfigError, EnvKeys};
+use super::error::{ConfigError, EnvKeys, env_var_key};
 
 /// The whole file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -267,36 +267,68 @@ pub const ENV_LIST_KEYS: [&str; 3] = [
 /// `env` on top, into the raw tree. Never reads the process environment.
 pub(super) fn read(toml: &str, file: &Path, env: &Env) -> Result<RawConfig, ConfigError> {
     let env_keys = EnvKeys::new(env);
+    // Two variables for one key (`MTLS_PROBER_AGENT__SOURCE` and a lowercase spelling),
+    // or one for a table and one for a key inside it (`MTLS_PROBER_AGENT` and
+    // `MTLS_PROBER_AGENT__SOURCE`), would be applied in an arbitrary order by `config`:
+    // refuse them, naming both, so a load never depends on a hash order.
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for var in env.keys() {
+        let Some(key) = env_var_key(var) else {
+            continue;
+        };
+        if let Some((other_key, other)) = seen.iter().find(|(k, _)| {
+            *k == &key
+                || key
+                    .strip_prefix(k.as_str())
+                    .is_some_and(|r| r.starts_with(['.', '[']))
+                || k.strip_prefix(key.as_str())
+                    .is_some_and(|r| r.starts_with(['.', '[']))
+        }) {
+            return Err(ConfigError::new(
+                file,
+                Some(key.clone()),
+                format!(
+                    "environment variables {other} (key {other_key}) and {var} (key {key}) \
+                     set the same key or a key and its table; expected only one of them"
+                ),
+            ));
+        }
+        seen.insert(key, var);
+    }
+
     let mut overrides: HashMap<String, String> = HashMap::new();
-    let mut empty_lists = Vec::new();
+    let mut lists: Vec<(String, Vec<String>)> = Vec::new();
     for (var, value) in env {
         let Some(key) = env_keys.key_of(var) else {
             continue;
         };
-        if ENV_LIST_KEYS.contains(&key) && value.trim().is_empty() {
-            // An empty list variable means "no items"; `config` would make it `[""]`.
-            empty_lists.push(key.to_owned());
+        if ENV_LIST_KEYS.contains(&key) {
+            // Split here: `config` only splits lists when it also turns every
+            // numeric-looking value into a number ("007" into 7), which would rewrite
+            // string keys such as a node name. An empty variable means "no items".
+            let items = value
+                .split(ENV_LIST_SEPARATOR)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            lists.push((key.to_owned(), items));
         } else {
             overrides.insert(var.clone(), value.clone());
         }
     }
 
-    let mut environment = Environment::with_prefix(ENV_PREFIX)
+    let environment = Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
         .separator(ENV_SEPARATOR)
-        .try_parsing(true)
         // An empty scalar variable means "not set": the default (or the file) applies.
-        .ignore_empty(true)
-        .list_separator(ENV_LIST_SEPARATOR);
-    for key in ENV_LIST_KEYS {
-        environment = environment.with_list_parse_key(key);
-    }
+        .ignore_empty(true);
     let mut builder = config::Config::builder()
         .add_source(File::from_str(toml, FileFormat::Toml))
         .add_source(environment.source(Some(overrides)));
-    for key in &empty_lists {
+    for (key, items) in &lists {
         builder = builder
-            .set_override(key.as_str(), Vec::<String>::new())
+            .set_override(key.as_str(), items.clone())
             .map_err(|e| ConfigError::new(file, Some(key.clone()), e.to_string()))?;
     }
     let tree = builder.build().map_err(|e| {

@@ -257,7 +257,13 @@ impl ClientIdentity {
         now: SystemTime,
         content_sha256: [u8; 32],
     ) -> Result<Self, IdentityError> {
-        let leaf = CertSummary::parse(&chain[0]).map_err(|e| {
+        let Some(first) = chain.first() else {
+            return Err(IdentityError::new(
+                cert_file,
+                "expected a certificate chain, found none",
+            ));
+        };
+        let leaf = CertSummary::parse(first).map_err(|e| {
             IdentityError::new(
                 cert_file,
                 format!("the first certificate cannot be parsed: {e}"),

@@ -45,10 +45,10 @@ impl CertSummary {
         let mut uri_sans = Vec::new();
         let mut dns_sans = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
+            for name in san.value.general_names.iter().take(MAX_SANS) {
                 match name {
-                    GeneralName::URI(u) => uri_sans.push((*u).to_owned()),
-                    GeneralName::DNSName(d) => dns_sans.push((*d).to_owned()),
+                    GeneralName::URI(u) => uri_sans.push(clean(u)),
+                    GeneralName::DNSName(d) => dns_sans.push(clean(d)),
                     _ => {}
                 }
             }
@@ -59,8 +59,8 @@ impl CertSummary {
             .cloned();
         let validity = cert.validity();
         Ok(Self {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            subject: clean(&cert.subject().to_string()),
+            issuer: clean(&cert.issuer().to_string()),
             serial: hex(cert.raw_serial()),
             spiffe_id,
             uri_sans,
@@ -87,6 +87,29 @@ impl CertSummary {
     pub fn is_self_issued(&self) -> bool {
         self.issuer_raw == self.subject_raw
     }
+}
+
+/// Names kept per certificate (real ones have a handful).
+const MAX_SANS: usize = 64;
+/// Longest name kept.
+const MAX_NAME: usize = 512;
+
+/// A certificate name as text that is safe to print anywhere: control characters (a
+/// hostile peer's CR/LF or terminal escapes) become `\xNN`, and it is bounded.
+fn clean(name: &str) -> String {
+    let mut out = String::with_capacity(name.len().min(MAX_NAME));
+    for c in name.chars() {
+        if out.len() >= MAX_NAME {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The `peer` object of the probe JSON (SPEC §8).
@@ -209,6 +232,17 @@ mod tests {
         let r = CertSummary::parse(root.cert()).unwrap();
         assert!(r.is_self_issued());
         assert_eq!(s.issuer_raw, r.subject_raw);
+    }
+
+    #[test]
+    fn names_are_safe_to_print() {
+        assert_eq!(
+            clean("a\r\nINJECTED: b.example"),
+            "a\\x0d\\x0aINJECTED: b.example"
+        );
+        assert_eq!(clean("\u{1b}[31mred"), "\\x1b[31mred");
+        assert!(clean(&"x".repeat(10_000)).len() <= MAX_NAME + 3);
+        assert_eq!(clean("spiffe://td/ns/a/sa/b"), "spiffe://td/ns/a/sa/b");
     }
 
     #[test]

@@ -600,7 +600,7 @@ fn bad_keys(keys: &Keys, scratch: &Path) -> Vec<KeyState> {
         KeyState {
             name: "a directory",
             content: Content::Directory,
-            expect: "Is a directory",
+            expect: "not a regular file",
         },
         KeyState {
             name: "a symlink loop",

@@ -429,9 +429,9 @@ proptest! {
 /// Found by `env_source_is_verbatim`: the `config` crate's `try_parsing` turns
 /// numeric-looking environment values into numbers before they are read back as
 /// strings, so `MTLS_PROBER_AGENT__SOURCE=0.` gives the source "0" and `007` gives "7"
-/// (Kubernetes node names may be all digits). Fails until the loader keeps the text.
+/// (Kubernetes node names may be all digits). Fixed: the loader keeps the text.
 #[test]
-#[ignore = "known bug: numeric-looking MTLS_PROBER_* values are rewritten (issue 7 report)"]
+
 fn env_numeric_source_is_verbatim() {
     for source in ["0.", "007", "1e3", "10.50"] {
         let env = Env::from([("MTLS_PROBER_AGENT__SOURCE".to_owned(), source.to_owned())]);
@@ -445,9 +445,9 @@ fn env_numeric_source_is_verbatim() {
 /// a table ([agent]), got string") and sometimes succeeds, depending on the `HashMap`
 /// order in which the `config` crate applies the variables; two spellings of one key
 /// (`MTLS_PROBER_AGENT__SOURCE`, `mtls_prober_agent__source`) pick a random winner.
-/// Fails until the loader orders or refuses such variables.
+/// Fixed: the loader refuses such variables, naming both.
 #[test]
-#[ignore = "known bug: conflicting MTLS_PROBER_* variables load nondeterministically (issue 7 report)"]
+
 fn env_conflicts_load_deterministically() {
     let env = Env::from([
         ("MTLS_PROBER_AGENT".to_owned(), "x".to_owned()),
