@@ -391,3 +391,50 @@ async fn probe_config_includes_discovered_edges() {
     let o = run(&["probe", "--config", &p, "--target", "agents"], &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
+
+/// Every private-key encoding a mesh hands out loads: PKCS#8, SEC1 ("EC PRIVATE KEY")
+/// and PKCS#1 ("RSA PRIVATE KEY", Istio's default), converted by a real OpenSSL.
+#[tokio::test]
+async fn check_accepts_pkcs8_sec1_and_pkcs1_keys() {
+    if !tools::require("openssl", &["version"]) {
+        return;
+    }
+    use mtls_prober::demo::pki::KeyAlg;
+    let pki = Pki::new();
+    for (alg, label) in [
+        (KeyAlg::EcdsaP256, "EC PRIVATE KEY"),
+        (KeyAlg::EcdsaP384, "EC PRIVATE KEY"),
+        (KeyAlg::Rsa2048, "RSA PRIVATE KEY"),
+    ] {
+        let leaf = pki
+            .intermediate
+            .issue(&LeafSpec::spiffe(CLIENT_ID).with_alg(alg))
+            .unwrap();
+        let name = format!("{alg:?}").to_lowercase();
+        let (cert, pkcs8) = pki.write_leaf(&name, &leaf);
+        let traditional = pki.path(&format!("{name}-traditional.key"));
+        let converted = std::process::Command::new("openssl")
+            .args(["pkey", "-traditional", "-in"])
+            .arg(&pkcs8)
+            .arg("-out")
+            .arg(&traditional)
+            .status()
+            .unwrap();
+        assert!(converted.success());
+        let pem = std::fs::read_to_string(&traditional).unwrap();
+        assert!(pem.contains(&format!("BEGIN {label}")), "{pem}");
+        for key in [&pkcs8, &traditional] {
+            let mut env = identity_env(&pki);
+            env[0].1 = cert.clone();
+            env[1].1 = key.clone();
+            let o = run(&["check", "--config", "probes.toml"], &env_refs(&env)).await;
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{name} {}: {}",
+                key.display(),
+                text(&o)
+            );
+        }
+    }
+}
