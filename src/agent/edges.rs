@@ -303,10 +303,12 @@ impl Inner {
     fn record(&self, edge: &Edge, report: ProbeReport) {
         let now_ms = self.now_ms();
         let mut st = lock(&edge.state);
-        st.windows.record(now_ms, report.ok);
-        let ratios: Vec<Option<f64>> = st.windows.ratios(now_ms).collect();
-        if let (Some(m), Some(em)) = (&self.metrics, st.metrics.as_mut()) {
-            m.record(em, &report, &ratios);
+        let EdgeState {
+            windows, metrics, ..
+        } = &mut *st;
+        windows.record(now_ms, report.ok);
+        if let (Some(m), Some(em)) = (&self.metrics, metrics.as_mut()) {
+            m.record(em, &report, windows.ratios(now_ms));
         }
         st.probes += 1;
         if report.ok {
