@@ -55,7 +55,7 @@ pub struct Edge {
 
 struct EdgeState {
     target: Arc<Target>,
-    last: Option<ProbeReport>,
+    last: Option<Arc<ProbeReport>>,
     windows: Windows,
     probes: u64,
     passes: u64,
@@ -317,12 +317,12 @@ impl Inner {
         let previous = st.last.as_ref().map(|r| (r.ok, r.reason));
         if previous != Some((report.ok, report.reason)) {
             st.since = Some(SystemTime::now());
-            log_transition(st.last.as_ref(), &report);
+            log_transition(st.last.as_deref(), &report);
         }
         if let Some(observer) = &self.observer {
-            observer(&report, st.last.as_ref());
+            observer(&report, st.last.as_deref());
         }
-        st.last = Some(report);
+        st.last = Some(Arc::new(report));
         self.leave_first_round(&mut st);
     }
 }

@@ -31,6 +31,10 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_CONNECTIONS: usize = 512;
 /// A connection is closed after this long, whatever it is doing.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
+/// Renderings of `/metrics`, `/api/v1/edges` and `/` at once. Each holds its whole
+/// body (megabytes for thousands of edges), so concurrent scrapes queue instead of
+/// multiplying the agent's peak memory.
+pub const MAX_RENDERS: usize = 2;
 
 /// Serves until `shutdown` turns true.
 pub async fn serve(
@@ -39,6 +43,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let renders = Arc::new(Semaphore::new(MAX_RENDERS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -56,10 +61,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let renders = renders.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                let renders = renders.clone();
+                async move { Ok::<_, Infallible>(respond_to(state, renders, &req).await) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -78,14 +85,37 @@ pub async fn serve(
     }
 }
 
-fn route(state: &AgentState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+/// Routes a request. The renderings that grow with the number of edges run on the
+/// blocking pool: for 10,000 edges they take tens of milliseconds of CPU, which on the
+/// runtime's worker would hold up every probe's timers and handshakes (the schedule
+/// lag); on a blocking thread the kernel shares the core with the worker instead.
+async fn respond_to(
+    state: Arc<AgentState>,
+    renders: Arc<Semaphore>,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    if !matches!(path.as_str(), "/metrics" | "/api/v1/edges" | "/") {
+        return route(&state, &method, &path);
+    }
+    let Ok(_permit) = renders.acquire_owned().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    match tokio::task::spawn_blocking(move || route(&state, &method, &path)).await {
+        Ok(r) => r,
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n"),
+    }
+}
+
+fn route(state: &AgentState, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         r.headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    match req.uri().path() {
+    match path {
         "/metrics" => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
