@@ -101,7 +101,12 @@ pub struct Agent {
 
 impl Agent {
     /// Starts the agent on `core` and waits for its listening line (up to `wait`).
-    pub fn start(bin: &Path, config: &Path, core: Option<usize>, wait: Duration) -> Result<Self, String> {
+    pub fn start(
+        bin: &Path,
+        config: &Path,
+        core: Option<usize>,
+        wait: Duration,
+    ) -> Result<Self, String> {
         let bin = bin.to_str().ok_or("binary path is not UTF-8")?;
         let spawned = Instant::now();
         let mut child = Pinning::command(core, bin)
@@ -122,7 +127,9 @@ impl Agent {
                 let now = Instant::now();
                 let mut st = reader.lock().unwrap();
                 st.lines += 1;
-                if st.first_result.is_none() && (line.contains("edge passing") || line.contains("edge failing")) {
+                if st.first_result.is_none()
+                    && (line.contains("edge passing") || line.contains("edge failing"))
+                {
                     st.first_result = Some(now);
                 }
                 if st.addr.is_none() && line.contains("listening") {
@@ -138,7 +145,12 @@ impl Agent {
         loop {
             let addr = log.lock().unwrap().addr;
             if let Some(addr) = addr {
-                return Ok(Self { child, spawned, addr, log });
+                return Ok(Self {
+                    child,
+                    spawned,
+                    addr,
+                    log,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!(
@@ -176,11 +188,18 @@ impl Agent {
     /// GET a path; returns the wall time and the body.
     pub fn get(&self, path: &str) -> Result<(Duration, String), String> {
         let t = Instant::now();
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-        write!(s, "GET {path} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| format!("GET {path}: {e}"))?;
+        s.read_to_end(&mut raw)
+            .map_err(|e| format!("GET {path}: {e}"))?;
         let elapsed = t.elapsed();
         let text = String::from_utf8(raw).map_err(|e| e.to_string())?;
         let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP head")?;
@@ -256,7 +275,10 @@ impl Scrape {
             bytes: body.len(),
             ..Self::default()
         };
-        for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             s.series += 1;
             let (series, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
             let value: f64 = value.parse().unwrap_or(0.0);
@@ -272,7 +294,8 @@ impl Scrape {
                     }
                 }
                 "mtls_probe_schedule_lag_seconds_bucket" => {
-                    let le = label(series, "le").map_or(f64::INFINITY, |l| l.parse().unwrap_or(f64::INFINITY));
+                    let le = label(series, "le")
+                        .map_or(f64::INFINITY, |l| l.parse().unwrap_or(f64::INFINITY));
                     s.lag.push((le, value));
                 }
                 _ => {}
@@ -348,7 +371,11 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
                 return prev.0;
             }
             let in_bucket = cum - prev.1;
-            let frac = if in_bucket > 0.0 { (rank - prev.1) / in_bucket } else { 0.0 };
+            let frac = if in_bucket > 0.0 {
+                (rank - prev.1) / in_bucket
+            } else {
+                0.0
+            };
             return prev.0 + (le - prev.0) * frac;
         }
         prev = (le, cum);

@@ -20,7 +20,13 @@ use crate::{pki, procfs};
 const THREADS: usize = 4;
 
 /// Runs `warmup` then `count` probes at `rate`/s; prints one `result …` line.
-pub fn main(files_dir: &str, addr: SocketAddr, rate: f64, warmup: u64, count: u64) -> Result<(), String> {
+pub fn main(
+    files_dir: &str,
+    addr: SocketAddr,
+    rate: f64,
+    warmup: u64,
+    count: u64,
+) -> Result<(), String> {
     let dir = std::path::Path::new(files_dir);
     let provider = pki::provider(false);
     let mut roots = RootCertStore::empty();
@@ -69,7 +75,8 @@ pub fn main(files_dir: &str, addr: SocketAddr, rate: f64, warmup: u64, count: u6
                         std::thread::sleep(next - now);
                     }
                     next = next.max(now) + period;
-                    if probe(&config, &name, addr, request.as_bytes(), buf).is_err() && count_fails {
+                    if probe(&config, &name, addr, request.as_bytes(), buf).is_err() && count_fails
+                    {
                         fails.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -85,7 +92,9 @@ pub fn main(files_dir: &str, addr: SocketAddr, rate: f64, warmup: u64, count: u6
     for h in handles {
         h.join().map_err(|_| "a bare loop thread panicked")?;
     }
-    let cpu = procfs::cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
+    let cpu = procfs::cpu_time(pid)
+        .unwrap_or_default()
+        .saturating_sub(cpu0);
     let wall = t0.elapsed();
     println!(
         "result probes={} fails={} cpu_us={} wall_us={} hwm={}",
@@ -105,7 +114,8 @@ fn probe(
     request: &[u8],
     buf: &mut [u8],
 ) -> Result<(), String> {
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;

@@ -9,7 +9,12 @@
 //! stays on 127.0.0.1. Targets are reported as met or missed with the figure; the exit
 //! code is non-zero only when the harness itself fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod agent;
 mod bare;

@@ -47,7 +47,8 @@ pub fn generate(dir: &Path) -> Result<Files, String> {
         client_cert: dir.join("client-chain.pem"),
         client_key: dir.join("client-key.pem"),
     };
-    let write = |p: &Path, s: String| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
+    let write =
+        |p: &Path, s: String| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
     write(&files.ca, root.cert_pem())?;
     write(&files.server_cert, server.chain_pem())?;
     write(&files.server_key, server.key_pem())?;

@@ -39,7 +39,11 @@ impl Options {
             .and_then(|i| args.get(i + 1))
             .map(|s| s.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
-        Self { quick, runs: runs.max(1), only }
+        Self {
+            quick,
+            runs: runs.max(1),
+            only,
+        }
     }
 
     fn wants(&self, s: &str) -> bool {
@@ -89,8 +93,14 @@ impl Server {
     fn arrivals(&mut self) -> Result<Vec<f64>, String> {
         writeln!(self.stdin, "arrivals").map_err(|e| e.to_string())?;
         let mut line = String::new();
-        self.stdout.read_line(&mut line).map_err(|e| e.to_string())?;
-        let list = line.trim().strip_prefix("arrivals").ok_or("bad arrivals line")?.trim();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let list = line
+            .trim()
+            .strip_prefix("arrivals")
+            .ok_or("bad arrivals line")?
+            .trim();
         Ok(list.split(',').filter_map(|t| t.parse().ok()).collect())
     }
 }
@@ -117,7 +127,10 @@ pub fn run(opts: Options) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_mtls-prober"));
     if !bin.exists() {
-        return Err(format!("{} is missing: run `cargo build --release` first", bin.display()));
+        return Err(format!(
+            "{} is missing: run `cargo build --release` first",
+            bin.display()
+        ));
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let files = pki::generate(dir.path())?;
@@ -129,7 +142,14 @@ pub fn run(opts: Options) -> Result<(), String> {
         Pinning::describe(pin.server),
         bin.display()
     );
-    let ctx = Ctx { exe, bin, dir, files, pin, opts };
+    let ctx = Ctx {
+        exe,
+        bin,
+        dir,
+        files,
+        pin,
+        opts,
+    };
     let mut server = Server::start(&ctx.exe, ctx.dir.path(), ctx.pin.server)?;
     let mut table = Table::default();
     if ctx.opts.wants("cpu") {
@@ -173,7 +193,12 @@ impl Window {
         let cpu1 = procfs::cpu_time(agent.pid()).ok_or("agent gone")?;
         let wall = t0.elapsed();
         let b = agent.scrape()?;
-        Ok(Self { a, b, cpu: cpu1.saturating_sub(cpu0), wall })
+        Ok(Self {
+            a,
+            b,
+            cpu: cpu1.saturating_sub(cpu0),
+            wall,
+        })
     }
 
     fn probes(&self) -> f64 {
@@ -214,30 +239,57 @@ fn sleep_until(t: Instant) {
 }
 
 fn ms(s: f64) -> String {
-    if s.is_nan() { "n/a".into() } else { format!("{:.1} ms", s * 1e3) }
+    if s.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.1} ms", s * 1e3)
+    }
 }
 
 /// Scenario 1: full mTLS probe CPU at ~500 probes/s, agent vs bare loop.
 fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let s = "cpu@500/s";
     let rate = 500.0;
-    let (warm, window) = if ctx.opts.quick { (Duration::from_secs(3), Duration::from_secs(4)) } else { (Duration::from_secs(4), Duration::from_secs(10)) };
+    let (warm, window) = if ctx.opts.quick {
+        (Duration::from_secs(3), Duration::from_secs(4))
+    } else {
+        (Duration::from_secs(4), Duration::from_secs(10))
+    };
     let count = (rate * window.as_secs_f64()) as u64;
-    let (mut bare_us, mut agent_us, mut ratio, mut bare_rate, mut agent_rate) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut bare_us, mut agent_us, mut ratio, mut bare_rate, mut agent_rate) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let (mut bare_hwm, mut agent_hwm, mut agent_fail) = (0u64, 0u64, 0.0f64);
     for run in 0..ctx.opts.runs {
         // The bare loop: its own process on the client core.
         let out = Pinning::command(ctx.pin.client, ctx.exe.to_str().ok_or("exe")?)
-            .args(["--bare", ctx.dir.path().to_str().ok_or("dir")?, &server.healthy.to_string(), &rate.to_string(), "500", &count.to_string()])
+            .args([
+                "--bare",
+                ctx.dir.path().to_str().ok_or("dir")?,
+                &server.healthy.to_string(),
+                &rate.to_string(),
+                "500",
+                &count.to_string(),
+            ])
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| format!("bare loop: {e}"))?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let line = text.lines().find(|l| l.starts_with("result")).ok_or_else(|| format!("bare loop said {text:?}"))?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("result"))
+            .ok_or_else(|| format!("bare loop said {text:?}"))?;
         let get = |k: &str| -> f64 {
-            line.split_whitespace().find_map(|w| w.strip_prefix(k)).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN)
         };
-        let (probes, fails, cpu_us, wall_us) = (get("probes="), get("fails="), get("cpu_us="), get("wall_us="));
+        let (probes, fails, cpu_us, wall_us) = (
+            get("probes="),
+            get("fails="),
+            get("cpu_us="),
+            get("wall_us="),
+        );
         if fails > 0.0 {
             return Err(format!("the bare loop failed {fails} of {probes} probes"));
         }
@@ -248,7 +300,13 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
 
         // The agent: 500 edges at 1 s.
         let spec = Spec {
-            edges: vec![Edges { prefix: "cpu", count: 500, addr: server.healthy, interval: Duration::from_secs(1), timeout: Duration::from_secs(1) }],
+            edges: vec![Edges {
+                prefix: "cpu",
+                count: 500,
+                addr: server.healthy,
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+            }],
             jitter: 0.1,
             max_concurrency: 256,
         };
@@ -262,26 +320,72 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
         agent_rate.push(w.rate());
         agent_fail += w.failures();
         ratio.push(a / b);
-        println!("  run {}: bare {b:.0} µs/probe at {:.0}/s, agent {a:.0} µs/probe at {:.0}/s, ratio {:.2}", run + 1, bare_rate.last().unwrap(), w.rate(), a / b);
+        println!(
+            "  run {}: bare {b:.0} µs/probe at {:.0}/s, agent {a:.0} µs/probe at {:.0}/s, ratio {:.2}",
+            run + 1,
+            bare_rate.last().unwrap(),
+            w.rate(),
+            a / b
+        );
     }
     let us = |x: f64| format!("{x:.0} µs");
     let ps = |x: f64| format!("{x:.0}/s");
-    table.info(s, "bare rustls loop CPU per probe", Stats::of(&bare_us).show(us));
+    table.info(
+        s,
+        "bare rustls loop CPU per probe",
+        Stats::of(&bare_us).show(us),
+    );
     table.info(s, "agent CPU per probe", Stats::of(&agent_us).show(us));
     let r = Stats::of(&ratio);
-    table.check(s, "agent / bare CPU per probe", r.show(|x| format!("{x:.2}×")), "≤ 1.15×", r.median <= 1.15);
-    table.info(s, "probes/s bare | agent", format!("{} | {}", Stats::of(&bare_rate).show(ps), Stats::of(&agent_rate).show(ps)));
-    table.info(s, "agent failed probes in windows", format!("{agent_fail:.0}"));
-    table.info(s, "peak RSS bare | agent (500 edges)", format!("{:.1} MiB | {:.1} MiB", bare_hwm as f64 / MIB, agent_hwm as f64 / MIB));
+    table.check(
+        s,
+        "agent / bare CPU per probe",
+        r.show(|x| format!("{x:.2}×")),
+        "≤ 1.15×",
+        r.median <= 1.15,
+    );
+    table.info(
+        s,
+        "probes/s bare | agent",
+        format!(
+            "{} | {}",
+            Stats::of(&bare_rate).show(ps),
+            Stats::of(&agent_rate).show(ps)
+        ),
+    );
+    table.info(
+        s,
+        "agent failed probes in windows",
+        format!("{agent_fail:.0}"),
+    );
+    table.info(
+        s,
+        "peak RSS bare | agent (500 edges)",
+        format!(
+            "{:.1} MiB | {:.1} MiB",
+            bare_hwm as f64 / MIB,
+            agent_hwm as f64 / MIB
+        ),
+    );
     Ok(())
 }
 
 /// Scenario 2: 10,000 edges at 20 s (500 probes/s) on one core.
 fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
-    let (edges, interval, window) = if ctx.opts.quick { (2_000, Duration::from_secs(4), Duration::from_secs(4)) } else { (10_000, Duration::from_secs(20), Duration::from_secs(20)) };
+    let (edges, interval, window) = if ctx.opts.quick {
+        (2_000, Duration::from_secs(4), Duration::from_secs(4))
+    } else {
+        (10_000, Duration::from_secs(20), Duration::from_secs(20))
+    };
     let s = &format!("{}k edges@{}s", edges / 1000, interval.as_secs());
     let spec = Spec {
-        edges: vec![Edges { prefix: "scale", count: edges, addr: server.healthy, interval, timeout: Duration::from_secs(5).min(interval) }],
+        edges: vec![Edges {
+            prefix: "scale",
+            count: edges,
+            addr: server.healthy,
+            interval,
+            timeout: Duration::from_secs(5).min(interval),
+        }],
         jitter: 0.1,
         max_concurrency: 256,
     };
@@ -303,41 +407,122 @@ fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let lag = w.lag();
     let sc = Stats::of(&scrapes);
     let per_edge_max = w.b.max_series_per_edge();
-    let per_edge_mean = w.b.series_per_target.values().sum::<usize>() as f64 / w.b.series_per_target.len().max(1) as f64;
-    table.info(s, "start → listening (config + identity loaded)", ms(listening.as_secs_f64()));
-    table.info(s, "probes/s | failed", format!("{:.0}/s | {:.0}", w.rate(), w.failures()));
-    table.info(s, "agent CPU: share of a core | per probe", format!("{:.0}% | {:.0} µs", w.core_share() * 100.0, w.cpu_us_per_probe()));
-    table.check(s, "schedule lag p50 | p99", format!("{} | {} ({:.2}% ≤ 50 ms, n={:.0})", ms(lag.p50), ms(lag.p99), lag.within_50ms * 100.0, lag.count), "p99 ≤ 50 ms", lag.within_50ms >= 0.99);
-    table.check(s, "peak RSS (VmHWM) | RSS now", format!("{:.1} MiB | {:.1} MiB", hwm / MIB, rss / MIB), "≤ 64 MiB", hwm <= 64.0 * MIB);
-    table.check(s, "/metrics scrape time", sc.show(ms), "≤ 100 ms", sc.max <= 0.1);
-    table.info(s, "/metrics size | series", format!("{:.1} MiB | {}", w.b.bytes as f64 / MIB, w.b.series));
-    table.check(s, "series per edge (max | mean)", format!("{per_edge_max} | {per_edge_mean:.1}"), "≤ 20", per_edge_max <= 20);
-    table.info(s, "/api/v1/edges time | size", format!("{} | {:.1} MiB", ms(api_t.as_secs_f64()), api.len() as f64 / MIB));
-    table.info(s, "status page time | size", format!("{} | {:.1} MiB", ms(page_t.as_secs_f64()), page.len() as f64 / MIB));
+    let per_edge_mean = w.b.series_per_target.values().sum::<usize>() as f64
+        / w.b.series_per_target.len().max(1) as f64;
+    table.info(
+        s,
+        "start → listening (config + identity loaded)",
+        ms(listening.as_secs_f64()),
+    );
+    table.info(
+        s,
+        "probes/s | failed",
+        format!("{:.0}/s | {:.0}", w.rate(), w.failures()),
+    );
+    table.info(
+        s,
+        "agent CPU: share of a core | per probe",
+        format!(
+            "{:.0}% | {:.0} µs",
+            w.core_share() * 100.0,
+            w.cpu_us_per_probe()
+        ),
+    );
+    table.check(
+        s,
+        "schedule lag p50 | p99",
+        format!(
+            "{} | {} ({:.2}% ≤ 50 ms, n={:.0})",
+            ms(lag.p50),
+            ms(lag.p99),
+            lag.within_50ms * 100.0,
+            lag.count
+        ),
+        "p99 ≤ 50 ms",
+        lag.within_50ms >= 0.99,
+    );
+    table.check(
+        s,
+        "peak RSS (VmHWM) | RSS now",
+        format!("{:.1} MiB | {:.1} MiB", hwm / MIB, rss / MIB),
+        "≤ 64 MiB",
+        hwm <= 64.0 * MIB,
+    );
+    table.check(
+        s,
+        "/metrics scrape time",
+        sc.show(ms),
+        "≤ 100 ms",
+        sc.max <= 0.1,
+    );
+    table.info(
+        s,
+        "/metrics size | series",
+        format!("{:.1} MiB | {}", w.b.bytes as f64 / MIB, w.b.series),
+    );
+    table.check(
+        s,
+        "series per edge (max | mean)",
+        format!("{per_edge_max} | {per_edge_mean:.1}"),
+        "≤ 20",
+        per_edge_max <= 20,
+    );
+    table.info(
+        s,
+        "/api/v1/edges time | size",
+        format!(
+            "{} | {:.1} MiB",
+            ms(api_t.as_secs_f64()),
+            api.len() as f64 / MIB
+        ),
+    );
+    table.info(
+        s,
+        "status page time | size",
+        format!(
+            "{} | {:.1} MiB",
+            ms(page_t.as_secs_f64()),
+            page.len() as f64 / MIB
+        ),
+    );
     Ok(())
 }
 
 /// Scenario 3: an idle agent with 10 edges.
 fn idle(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let s = "idle 10 edges";
-    let hold = if ctx.opts.quick { Duration::from_secs(3) } else { Duration::from_secs(11) };
+    let hold = if ctx.opts.quick {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(11)
+    };
     let (mut first, mut rss, mut hwm, mut share) = (vec![], vec![], vec![], vec![]);
     for _ in 0..ctx.opts.runs {
         // jitter 0: every edge's first probe is due at start, so this measures the
         // agent's start-up, not the deliberate spread of first probes.
         let spec = Spec {
-            edges: vec![Edges { prefix: "idle", count: 10, addr: server.healthy, interval: Duration::from_secs(10), timeout: Duration::from_secs(5) }],
+            edges: vec![Edges {
+                prefix: "idle",
+                count: 10,
+                addr: server.healthy,
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            }],
             jitter: 0.0,
             max_concurrency: 256,
         };
         let agent = start_agent(ctx, &spec, Duration::from_secs(30))?;
-        let f = agent.first_result(Duration::from_secs(10)).ok_or("no probe result within 10 s")?;
+        let f = agent
+            .first_result(Duration::from_secs(10))
+            .ok_or("no probe result within 10 s")?;
         first.push(f.as_secs_f64());
         sleep_until(agent.spawned + Duration::from_millis(500));
         let cpu0 = procfs::cpu_time(agent.pid()).unwrap_or_default();
         let t0 = Instant::now();
         sleep_until(agent.spawned + hold);
-        let cpu = procfs::cpu_time(agent.pid()).unwrap_or_default().saturating_sub(cpu0);
+        let cpu = procfs::cpu_time(agent.pid())
+            .unwrap_or_default()
+            .saturating_sub(cpu0);
         share.push(cpu.as_secs_f64() / t0.elapsed().as_secs_f64());
         rss.push(procfs::rss(agent.pid()).unwrap_or(0) as f64);
         hwm.push(procfs::peak_rss(agent.pid()).unwrap_or(0) as f64);
@@ -347,25 +532,67 @@ fn idle(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let r = Stats::of(&rss);
     let h = Stats::of(&hwm);
     let f = Stats::of(&first);
-    table.check(s, "RSS after 2 rounds", r.show(mib), "≤ 16 MiB", r.max <= 16.0 * MIB);
+    table.check(
+        s,
+        "RSS after 2 rounds",
+        r.show(mib),
+        "≤ 16 MiB",
+        r.max <= 16.0 * MIB,
+    );
     table.info(s, "peak RSS (VmHWM)", h.show(mib));
-    table.check(s, "process start → first probe result", f.show(ms), "≤ 100 ms", f.median <= 0.1);
-    table.info(s, "idle CPU share of a core", Stats::of(&share).show(|x| format!("{:.2}%", x * 100.0)));
+    table.check(
+        s,
+        "process start → first probe result",
+        f.show(ms),
+        "≤ 100 ms",
+        f.median <= 0.1,
+    );
+    table.info(
+        s,
+        "idle CPU share of a core",
+        Stats::of(&share).show(|x| format!("{:.2}%", x * 100.0)),
+    );
     Ok(())
 }
 
 /// Scenario 4: 1,000 blackholed edges and one healthy edge.
 fn blackhole(ctx: &Ctx, server: &mut Server, table: &mut Table) -> Result<(), String> {
     let (count, interval, timeout, healthy_interval, warm, window) = if ctx.opts.quick {
-        (200, Duration::from_secs(2), Duration::from_secs(1), Duration::from_millis(500), Duration::from_secs(4), Duration::from_secs(6))
+        (
+            200,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            Duration::from_millis(500),
+            Duration::from_secs(4),
+            Duration::from_secs(6),
+        )
     } else {
-        (1_000, Duration::from_secs(10), Duration::from_secs(5), Duration::from_secs(1), Duration::from_secs(12), Duration::from_secs(20))
+        (
+            1_000,
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+            Duration::from_secs(12),
+            Duration::from_secs(20),
+        )
     };
     let s = &format!("{count} blackholed");
     let spec = Spec {
         edges: vec![
-            Edges { prefix: "hole", count, addr: server.blackhole, interval, timeout },
-            Edges { prefix: "healthy", count: 1, addr: server.watched, interval: healthy_interval, timeout: healthy_interval },
+            Edges {
+                prefix: "hole",
+                count,
+                addr: server.blackhole,
+                interval,
+                timeout,
+            },
+            Edges {
+                prefix: "healthy",
+                count: 1,
+                addr: server.watched,
+                interval: healthy_interval,
+                timeout: healthy_interval,
+            },
         ],
         jitter: 0.1,
         max_concurrency: 256,
@@ -378,12 +605,43 @@ fn blackhole(ctx: &Ctx, server: &mut Server, table: &mut Table) -> Result<(), St
     agent.stop(Duration::from_secs(10));
     let healthy = relative_lag(&arrivals, healthy_interval.as_secs_f64() * 1e3);
     let lag = w.lag();
-    table.check(s, "agent CPU share of a core", format!("{:.2}%", w.core_share() * 100.0), "< 5%", w.core_share() < 0.05);
-    table.info(s, "probes/s (all time out)", format!("{:.0}/s, {:.0} failed", w.rate(), w.failures()));
-    table.info(s, "schedule lag p50 | p99, all edges", format!("{} | {} ({:.1}% ≤ 50 ms)", ms(lag.p50), ms(lag.p99), lag.within_50ms * 100.0));
+    table.check(
+        s,
+        "agent CPU share of a core",
+        format!("{:.2}%", w.core_share() * 100.0),
+        "< 5%",
+        w.core_share() < 0.05,
+    );
+    table.info(
+        s,
+        "probes/s (all time out)",
+        format!("{:.0}/s, {:.0} failed", w.rate(), w.failures()),
+    );
+    table.info(
+        s,
+        "schedule lag p50 | p99, all edges",
+        format!(
+            "{} | {} ({:.1}% ≤ 50 ms)",
+            ms(lag.p50),
+            ms(lag.p99),
+            lag.within_50ms * 100.0
+        ),
+    );
     match healthy {
-        Some((p50, max, n)) => table.check(s, "healthy edge lag p50 | max (arrivals at the server)", format!("{} | {} (n={n})", ms(p50 / 1e3), ms(max / 1e3)), "≤ 50 ms", max <= 50.0),
-        None => table.check(s, "healthy edge lag", "no arrivals".into(), "≤ 50 ms", false),
+        Some((p50, max, n)) => table.check(
+            s,
+            "healthy edge lag p50 | max (arrivals at the server)",
+            format!("{} | {} (n={n})", ms(p50 / 1e3), ms(max / 1e3)),
+            "≤ 50 ms",
+            max <= 50.0,
+        ),
+        None => table.check(
+            s,
+            "healthy edge lag",
+            "no arrivals".into(),
+            "≤ 50 ms",
+            false,
+        ),
     }
     Ok(())
 }

@@ -41,9 +41,15 @@ pub fn main(files_dir: &str, max_secs: u64) -> Result<(), String> {
         let started = Instant::now();
         let arrivals: Arc<Mutex<Vec<f64>>> = Arc::default();
         let acceptor = TlsAcceptor::from(config);
-        let healthy = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-        let watched = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-        let blackhole = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let healthy = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let watched = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let blackhole = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
         println!(
             "ready healthy={} watched={} blackhole={}",
             healthy.local_addr().map_err(|e| e.to_string())?,
@@ -51,7 +57,12 @@ pub fn main(files_dir: &str, max_secs: u64) -> Result<(), String> {
             blackhole.local_addr().map_err(|e| e.to_string())?,
         );
         tokio::spawn(serve_tls(healthy, acceptor.clone(), None, started));
-        tokio::spawn(serve_tls(watched, acceptor, Some(arrivals.clone()), started));
+        tokio::spawn(serve_tls(
+            watched,
+            acceptor,
+            Some(arrivals.clone()),
+            started,
+        ));
         tokio::spawn(serve_blackhole(blackhole));
         // Commands on stdin: `arrivals` prints and clears the watched arrivals (ms since
         // start). EOF stops the server.
@@ -96,7 +107,10 @@ fn server_config(files: &pki::Files) -> Result<Arc<ServerConfig>, String> {
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(pki::certs(&files.server_cert)?, pki::key(&files.server_key)?)
+        .with_single_cert(
+            pki::certs(&files.server_cert)?,
+            pki::key(&files.server_key)?,
+        )
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Full handshakes only, like the agent's probes (SPEC §4).

@@ -36,7 +36,14 @@ impl Table {
         self.push(scenario, figure, value, target.to_owned(), v);
     }
 
-    fn push(&mut self, scenario: &str, figure: &str, value: String, target: String, verdict: Verdict) {
+    fn push(
+        &mut self,
+        scenario: &str,
+        figure: &str,
+        value: String,
+        target: String,
+        verdict: Verdict,
+    ) {
         let row = Row {
             scenario: scenario.to_owned(),
             figure: figure.to_owned(),
@@ -44,7 +51,14 @@ impl Table {
             target,
             verdict,
         };
-        println!("  {} | {} | {} | {} | {}", row.scenario, row.figure, row.value, row.target, verdict_text(verdict));
+        println!(
+            "  {} | {} | {} | {} | {}",
+            row.scenario,
+            row.figure,
+            row.value,
+            row.target,
+            verdict_text(verdict)
+        );
         self.rows.push(row);
     }
 
@@ -83,8 +97,16 @@ impl Table {
         for row in &cells {
             line(row);
         }
-        let missed = self.rows.iter().filter(|r| r.verdict == Verdict::Missed).count();
-        let met = self.rows.iter().filter(|r| r.verdict == Verdict::Met).count();
+        let missed = self
+            .rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Missed)
+            .count();
+        let met = self
+            .rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Met)
+            .count();
         println!("\ntargets: {met} met, {missed} missed");
     }
 }
@@ -110,14 +132,22 @@ impl Stats {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         v.sort_by(f64::total_cmp);
         if v.is_empty() {
-            return Self { min: f64::NAN, median: f64::NAN, max: f64::NAN };
+            return Self {
+                min: f64::NAN,
+                median: f64::NAN,
+                max: f64::NAN,
+            };
         }
         let median = if v.len() % 2 == 1 {
             v[v.len() / 2]
         } else {
             (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
         };
-        Self { min: v[0], median, max: v[v.len() - 1] }
+        Self {
+            min: v[0],
+            median,
+            max: v[v.len() - 1],
+        }
     }
 
     /// "median (min–max)" with `f` formatting each number; just the value for one run.
