@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -130,6 +131,22 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> Vec<u8> {
+        // One chunk (its size is unbounded); `Vec::from` takes the buffer without a copy.
+        let mut parts = Vec::with_capacity(1);
+        self.render_chunks(usize::MAX, |b| {
+            parts.push(b);
+            true
+        });
+        match parts.len() {
+            1 => parts.pop().map(Vec::from).unwrap_or_default(),
+            _ => parts.concat(),
+        }
+    }
+
+    /// The exposition in pieces of about `chunk` bytes, each handed to `sink` as soon
+    /// as it is written; stops when `sink` returns `false`. `/metrics` streams these, so
+    /// a scrape of 10,000 edges holds a few chunks instead of its whole 17 MiB text.
+    pub fn render_chunks(&self, chunk: usize, mut sink: impl FnMut(Bytes) -> bool) {
         let mut agent = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec cannot fail for I/O reasons; a metric family the encoder
         // rejects would be a bug here, and leaves a partial but valid prefix.
@@ -137,12 +154,19 @@ impl Metrics {
         // Snapshot the handles, then render without holding the map: a slow scrape must
         // not block edges from being added or removed.
         let edges: Vec<Arc<Mutex<EdgeSeries>>> = lock(&self.edges).values().cloned().collect();
-        let hint = self.last_render.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(agent.len() + hint + hint / 16);
+        let capacity = chunk.min(self.last_render.load(Ordering::Relaxed)) + 4096;
+        let mut out = String::with_capacity(capacity);
         out.push_str(&String::from_utf8_lossy(&agent));
-        write_edges(&mut out, &edges);
-        self.last_render.store(out.len(), Ordering::Relaxed);
-        out.into_bytes()
+        let mut total = 0;
+        let mut flush = |s: &mut String| {
+            total += s.len();
+            let full = std::mem::replace(s, String::with_capacity(capacity));
+            sink(Bytes::from(full.into_bytes()))
+        };
+        if write_edges(&mut out, &edges, chunk, &mut flush) && !out.is_empty() {
+            flush(&mut out);
+        }
+        self.last_render.store(total, Ordering::Relaxed);
     }
 
     /// The number of edges scheduled.

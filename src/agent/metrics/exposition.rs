@@ -261,24 +261,36 @@ const FAMILIES: [Family; 9] = [
     },
 ];
 
-/// Appends every per-edge family (those with at least one series) to `out`.
-pub(super) fn write_edges(out: &mut String, edges: &[Arc<Mutex<EdgeSeries>>]) {
+/// Appends every per-edge family (those with at least one series) to `out`, handing
+/// `out` to `flush` whenever it holds `chunk` bytes or more. Returns `false` as soon as
+/// `flush` does (the client went away).
+pub(super) fn write_edges(
+    out: &mut String,
+    edges: &[Arc<Mutex<EdgeSeries>>],
+    chunk: usize,
+    flush: &mut dyn FnMut(&mut String) -> bool,
+) -> bool {
     for family in &FAMILIES {
-        let start = out.len();
-        let _ = write!(
-            out,
-            "# HELP {} {}\n# TYPE {} {}\n",
-            family.name, family.help, family.name, family.kind
-        );
-        let body = out.len();
+        let mut header = false;
         for edge in edges {
+            let before = out.len();
             (family.write)(&lock(edge), family.name, out);
-        }
-        if out.len() == body {
-            // No series: like the crate's encoder, no HELP/TYPE for an empty family.
-            out.truncate(start);
+            if !header && out.len() > before {
+                // The first series of the family: HELP/TYPE go before it. A family
+                // without series gets none, like the crate's encoder.
+                let text = format!(
+                    "# HELP {} {}\n# TYPE {} {}\n",
+                    family.name, family.help, family.name, family.kind
+                );
+                out.insert_str(before, &text);
+                header = true;
+            }
+            if out.len() >= chunk && !flush(out) {
+                return false;
+            }
         }
     }
+    true
 }
 
 /// `name{labels,extra…} value\n`.
@@ -388,7 +400,12 @@ mod tests {
         e.observe_duration(0.3);
         e.observe_duration(60.0);
         let mut out = String::new();
-        write_edges(&mut out, &[Arc::new(Mutex::new(e))]);
+        write_edges(
+            &mut out,
+            &[Arc::new(Mutex::new(e))],
+            usize::MAX,
+            &mut |_| true,
+        );
         assert!(
             out.contains(
                 "mtls_probe_duration_seconds_bucket{source=\"s\",target=\"t\",le=\"0.0025\"} 1\n"
@@ -406,6 +423,46 @@ mod tests {
             !out.contains("mtls_probe_tls_info"),
             "empty families are left out"
         );
+    }
+
+    #[test]
+    fn chunks_concatenate_to_the_whole() {
+        let edges: Vec<_> = (0..50)
+            .map(|i| {
+                let mut e =
+                    EdgeSeries::new("s", &format!("t{i}"), Arc::from(vec!["5m".to_owned()]));
+                e.set_result(i % 3 != 0, 1.0);
+                if i % 3 == 0 {
+                    e.count_failure(Reason::CertExpired);
+                }
+                Arc::new(Mutex::new(e))
+            })
+            .collect();
+        let mut whole = String::new();
+        assert!(write_edges(&mut whole, &edges, usize::MAX, &mut |_| true));
+        let mut chunks = Vec::new();
+        let mut out = String::new();
+        let mut flush = |s: &mut String| {
+            chunks.push(std::mem::take(s));
+            true
+        };
+        assert!(write_edges(&mut out, &edges, 1000, &mut flush));
+        chunks.push(out);
+        assert!(chunks.len() > 5, "{}", chunks.len());
+        assert_eq!(chunks.concat(), whole);
+        assert_eq!(
+            whole
+                .matches("# TYPE mtls_probe_failures_total counter")
+                .count(),
+            1
+        );
+        // A client that leaves stops the rendering.
+        let mut calls = 0;
+        assert!(!write_edges(&mut String::new(), &edges, 100, &mut |_| {
+            calls += 1;
+            false
+        }));
+        assert_eq!(calls, 1);
     }
 
     #[test]
