@@ -206,7 +206,15 @@ impl Agent {
         if !head.starts_with("HTTP/1.1 200") {
             return Err(format!("GET {path}: {}", head.lines().next().unwrap_or("")));
         }
-        Ok((elapsed, body.to_owned()))
+        let chunked = head
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+        let body = if chunked {
+            dechunk(body)?
+        } else {
+            body.to_owned()
+        };
+        Ok((elapsed, body))
     }
 
     /// Scrapes `/metrics`.
@@ -238,6 +246,22 @@ impl Drop for Agent {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Decodes an HTTP/1.1 chunked body (`/metrics` is streamed).
+fn dechunk(mut raw: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    loop {
+        let (size, rest) = raw.split_once("\r\n").ok_or("truncated chunk header")?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|e| format!("bad chunk size {size:?}: {e}"))?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let data = rest.get(..size).ok_or("truncated chunk")?;
+        out.push_str(data);
+        raw = rest.get(size + 2..).ok_or("truncated chunk end")?;
     }
 }
 
