@@ -22,6 +22,8 @@ pub struct Options {
     pub runs: usize,
     /// Only these scenarios (`cpu`, `scale`, `idle`, `blackhole`); empty = all.
     pub only: Vec<String>,
+    /// Another agent binary to measure (`--agent PATH`, e.g. to compare two builds).
+    pub agent: Option<PathBuf>,
 }
 
 impl Options {
@@ -39,10 +41,16 @@ impl Options {
             .and_then(|i| args.get(i + 1))
             .map(|s| s.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
+        let agent = args
+            .iter()
+            .position(|a| a == "--agent")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
         Self {
             quick,
             runs: runs.max(1),
             only,
+            agent,
         }
     }
 
@@ -125,7 +133,10 @@ struct Ctx {
 pub fn run(opts: Options) -> Result<(), String> {
     let started = Instant::now();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mtls-prober"));
+    let bin = opts
+        .agent
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mtls-prober")));
     if !bin.exists() {
         return Err(format!(
             "{} is missing: run `cargo build --release` first",
