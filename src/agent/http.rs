@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,6 +32,15 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_CONNECTIONS: usize = 512;
 /// A connection is closed after this long, whatever it is doing.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
+/// `/metrics` is streamed in chunks of this size (about 100 edges each).
+pub const METRICS_CHUNK: usize = 256 * 1024;
+/// Renderings of `/metrics`, `/api/v1/edges` and `/` at once. Each holds its whole
+/// body (megabytes for thousands of edges), so concurrent scrapes queue instead of
+/// multiplying the agent's peak memory.
+pub const MAX_RENDERS: usize = 2;
+
+/// Every response's body: a buffer, or the `/metrics` stream.
+type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves until `shutdown` turns true.
 pub async fn serve(
@@ -39,6 +49,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let renders = Arc::new(Semaphore::new(MAX_RENDERS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -56,10 +67,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let renders = renders.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                let renders = renders.clone();
+                async move { Ok::<_, Infallible>(respond_to(state, renders, &req).await) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -78,19 +91,60 @@ pub async fn serve(
     }
 }
 
-fn route(state: &AgentState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+/// Routes a request. The renderings that grow with the number of edges run on the
+/// blocking pool: for 10,000 edges they take tens of milliseconds of CPU, which on the
+/// runtime's worker would hold up every probe's timers and handshakes (the schedule
+/// lag); on a blocking thread the kernel shares the core with the worker instead.
+async fn respond_to(
+    state: Arc<AgentState>,
+    renders: Arc<Semaphore>,
+    req: &Request<Incoming>,
+) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    if !matches!(path.as_str(), "/metrics" | "/api/v1/edges" | "/") {
+        return route(&state, &method, &path);
+    }
+    let Ok(permit) = renders.acquire_owned().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    if path == "/metrics" && (method == Method::GET || method == Method::HEAD) {
+        // Streamed: the rendering thread hands over chunk after chunk, at most two
+        // ahead of the client, and stops if the client goes away.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            state
+                .metrics
+                .render_chunks(METRICS_CHUNK, |chunk| tx.blocking_send(chunk).is_ok());
+        });
+        let mut r = Response::new(ChunkBody(rx).boxed());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(METRICS_TYPE),
+        );
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        return r;
+    }
+    let _permit = permit;
+    match tokio::task::spawn_blocking(move || route(&state, &method, &path)).await {
+        Ok(r) => r,
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed\n"),
+    }
+}
+
+fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         r.headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    match req.uri().path() {
-        "/metrics" => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.render(),
-        ),
+    match path {
+        "/metrics" => respond(StatusCode::OK, METRICS_TYPE, state.metrics.render()),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         // The status page links each reason to its runbook section; the runbook is
         // compiled in, so the links work from any agent without internet access.
@@ -134,7 +188,27 @@ fn route(state: &AgentState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+/// The Prometheus text format's content type.
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A response body fed by a channel of chunks.
+struct ChunkBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
     respond(
         status,
         "text/plain; charset=utf-8",
@@ -142,8 +216,8 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -3,18 +3,24 @@
 //!
 //! Label values are only: the configured `source` and target names, the closed sets of
 //! `Stage`/`Reason`/result/phase/window, rustls' static version and cipher names, and
-//! the presented certificate's fields (bounded in length). Per-edge handles are
-//! resolved once, so recording a probe does no label hashing.
+//! the presented certificate's fields (bounded in length). Per-edge series live in one
+//! small struct per edge (see [`exposition`]), so recording a probe does no label
+//! hashing and allocates nothing unless a certificate or TLS label changed.
+
+mod exposition;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::classify::Reason;
+use self::exposition::{EdgeSeries, lock, write_edges};
 use crate::report::ProbeReport;
 
 /// Whole-probe duration buckets: loopback, same zone, cross zone, slow, near timeout.
@@ -26,34 +32,27 @@ pub const LAG_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0
 pub const PHASE_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
-/// Longest label value taken from a peer's certificate.
-const MAX_CERT_LABEL: usize = 256;
 
-/// The agent's metrics.
+/// The agent's metrics: the agent-wide ones in a prometheus registry, the per-edge ones
+/// in [`exposition`]'s compact store (both rendered by [`Metrics::render`]).
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     source: String,
-    success: GaugeVec,
-    attempts: IntCounterVec,
-    failures: IntCounterVec,
-    ratio: GaugeVec,
-    duration: HistogramVec,
+    edges: Arc<Mutex<BTreeMap<String, Arc<Mutex<EdgeSeries>>>>>,
+    /// Size of the last rendering, to size the next buffer once.
+    last_render: Arc<AtomicUsize>,
     phase: HistogramVec,
-    last_success: GaugeVec,
-    peer_not_after: GaugeVec,
-    peer_info: GaugeVec,
-    tls_info: GaugeVec,
     identity_not_after: GaugeVec,
     identity_reloads: IntCounterVec,
     config_reloads: IntCounterVec,
-    targets: IntGaugeVec,
-    lag: HistogramVec,
+    targets: IntGauge,
+    lag: Histogram,
     discovery: IntCounterVec,
 }
 
 impl Metrics {
-    /// Creates and registers every metric for `source`.
+    /// Creates and registers every agent-wide metric for `source`.
     pub fn new(source: &str) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str, labels: &[&str]| {
@@ -74,66 +73,23 @@ impl Metrics {
             registry.register(Box::new(h.clone()))?;
             Ok::<_, prometheus::Error>(h)
         };
-        let edge = &["source", "target"];
+        let targets = IntGaugeVec::new(
+            Opts::new("mtls_probe_targets", "Edges currently scheduled."),
+            &["source"],
+        )?;
+        registry.register(Box::new(targets.clone()))?;
+        let lag = histogram(
+            "mtls_probe_schedule_lag_seconds",
+            "How late probes start against their schedule (an overload signal).",
+            &["source"],
+            LAG_BUCKETS,
+        )?;
         let m = Self {
-            success: gauge(
-                "mtls_probe_success",
-                "1 if the last probe of the edge passed, else 0.",
-                edge,
-            )?,
-            attempts: counter(
-                "mtls_probe_attempts_total",
-                "Probes completed, by result.",
-                &["source", "target", "result"],
-            )?,
-            failures: counter(
-                "mtls_probe_failures_total",
-                "Failed probes by the stage and reason of the failure.",
-                &["source", "target", "stage", "reason"],
-            )?,
-            ratio: gauge(
-                "mtls_probe_success_ratio",
-                "Passed / completed probes of the edge in each configured window.",
-                &["source", "target", "window"],
-            )?,
-            duration: histogram(
-                "mtls_probe_duration_seconds",
-                "Whole-probe duration.",
-                edge,
-                DURATION_BUCKETS,
-            )?,
             phase: histogram(
                 "mtls_probe_phase_duration_seconds",
                 "Per-phase probe durations, all edges together.",
                 &["source", "phase"],
                 PHASE_BUCKETS,
-            )?,
-            last_success: gauge(
-                "mtls_probe_last_success_timestamp_seconds",
-                "Unix time of the last passed probe of the edge.",
-                edge,
-            )?,
-            peer_not_after: gauge(
-                "mtls_probe_peer_cert_not_after_timestamp_seconds",
-                "The not_after of the leaf certificate the peer last presented.",
-                edge,
-            )?,
-            peer_info: gauge(
-                "mtls_probe_peer_cert_info",
-                "The certificate the peer last presented (value 1).",
-                &[
-                    "source",
-                    "target",
-                    "spiffe_id",
-                    "issuer",
-                    "serial",
-                    "root_sha256",
-                ],
-            )?,
-            tls_info: gauge(
-                "mtls_probe_tls_info",
-                "The TLS parameters last negotiated with the peer (value 1).",
-                &["source", "target", "version", "cipher", "alpn"],
             )?,
             identity_not_after: gauge(
                 "mtls_probe_identity_cert_not_after_timestamp_seconds",
@@ -150,26 +106,17 @@ impl Metrics {
                 "Config reloads, by result.",
                 &["source", "result"],
             )?,
-            targets: {
-                let g = IntGaugeVec::new(
-                    Opts::new("mtls_probe_targets", "Edges currently scheduled."),
-                    &["source"],
-                )?;
-                registry.register(Box::new(g.clone()))?;
-                g
-            },
-            lag: histogram(
-                "mtls_probe_schedule_lag_seconds",
-                "How late probes start against their schedule (an overload signal).",
-                &["source"],
-                LAG_BUCKETS,
-            )?,
             discovery: counter(
                 "mtls_probe_discovery_lookups_total",
                 "DNS lookups of [[discover]] names, by result (an extension of SPEC §6).",
                 &["source", "discover", "result"],
             )?,
+            // Resolved once: these are touched on every probe.
+            targets: targets.with_label_values(&[source]),
+            lag: lag.with_label_values(&[source]),
             source: source.to_owned(),
+            edges: Arc::default(),
+            last_render: Arc::default(),
             registry: registry.clone(),
         };
         let build = GaugeVec::new(
@@ -184,24 +131,53 @@ impl Metrics {
             m.identity_reloads.with_label_values(&[source, result]);
             m.config_reloads.with_label_values(&[source, result]);
         }
-        m.targets.with_label_values(&[source]).set(0);
+        m.targets.set(0);
         Ok(m)
     }
 
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 * 1024);
+        // One chunk (its size is unbounded); `Vec::from` takes the buffer without a copy.
+        let mut parts = Vec::with_capacity(1);
+        self.render_chunks(usize::MAX, |b| {
+            parts.push(b);
+            true
+        });
+        match parts.len() {
+            1 => parts.pop().map(Vec::from).unwrap_or_default(),
+            _ => parts.concat(),
+        }
+    }
+
+    /// The exposition in pieces of about `chunk` bytes, each handed to `sink` as soon
+    /// as it is written; stops when `sink` returns `false`. `/metrics` streams these, so
+    /// a scrape of 10,000 edges holds a few chunks instead of its whole 17 MiB text.
+    pub fn render_chunks(&self, chunk: usize, mut sink: impl FnMut(Bytes) -> bool) {
+        let mut agent = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec cannot fail for I/O reasons; a metric family the encoder
         // rejects would be a bug here, and leaves a partial but valid prefix.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut agent);
+        // Snapshot the handles, then render without holding the map: a slow scrape must
+        // not block edges from being added or removed.
+        let edges: Vec<Arc<Mutex<EdgeSeries>>> = lock(&self.edges).values().cloned().collect();
+        let capacity = chunk.min(self.last_render.load(Ordering::Relaxed)) + 4096;
+        let mut out = String::with_capacity(capacity);
+        out.push_str(&String::from_utf8_lossy(&agent));
+        let mut total = 0;
+        let mut flush = |s: &mut String| {
+            total += s.len();
+            let full = std::mem::replace(s, String::with_capacity(capacity));
+            sink(Bytes::from(full.into_bytes()))
+        };
+        if write_edges(&mut out, &edges, chunk, &mut flush) && !out.is_empty() {
+            flush(&mut out);
+        }
+        self.last_render.store(total, Ordering::Relaxed);
     }
 
     /// The number of edges scheduled.
     pub fn set_targets(&self, n: usize) {
-        self.targets
-            .with_label_values(&[&self.source])
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.targets.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Counts a config reload.
@@ -249,80 +225,39 @@ impl Metrics {
 
     /// Observes how late a probe started.
     pub fn observe_lag(&self, lag: Duration) {
-        self.lag
-            .with_label_values(&[&self.source])
-            .observe(lag.as_secs_f64());
+        self.lag.observe(lag.as_secs_f64());
     }
 
-    /// The handles of one edge's series (created on first use).
+    /// The series of one edge, created now (`success` and `attempts_total` at 0, the
+    /// others on first use); `windows` are the `window` labels of its success ratios.
     pub fn edge(&self, target: &str, windows: &[String]) -> EdgeMetrics {
-        let l = [self.source.as_str(), target];
+        let series = Arc::new(Mutex::new(EdgeSeries::new(
+            &self.source,
+            target,
+            Arc::from(windows),
+        )));
+        lock(&self.edges).insert(target.to_owned(), series.clone());
+        let s = self.source.as_str();
         EdgeMetrics {
-            target: target.to_owned(),
-            success: self.success.with_label_values(&l),
-            ok: self.attempts.with_label_values(&[l[0], l[1], "success"]),
-            failed: self.attempts.with_label_values(&[l[0], l[1], "failure"]),
-            ratio: windows.iter().map(|w| (w.clone(), None)).collect(),
-            duration: self.duration.with_label_values(&l),
+            target: target.into(),
+            series,
             phases: [
-                self.phase.with_label_values(&[l[0], "resolve"]),
-                self.phase.with_label_values(&[l[0], "connect"]),
-                self.phase.with_label_values(&[l[0], "tls"]),
-                self.phase.with_label_values(&[l[0], "request"]),
+                self.phase.with_label_values(&[s, "resolve"]),
+                self.phase.with_label_values(&[s, "connect"]),
+                self.phase.with_label_values(&[s, "tls"]),
+                self.phase.with_label_values(&[s, "request"]),
             ],
-            last_success: None,
-            failures: BTreeMap::new(),
-            peer_not_after: None,
-            peer_info: None,
-            tls_info: None,
         }
     }
 
-    /// Records one probe into the edge's series; `ratios` are the current window ratios.
-    pub fn record(&self, edge: &mut EdgeMetrics, report: &ProbeReport, ratios: &[Option<f64>]) {
-        edge.success.set(if report.ok { 1.0 } else { 0.0 });
-        if report.ok {
-            edge.ok.inc();
-            edge.last_success
-                .get_or_insert_with(|| {
-                    self.last_success
-                        .with_label_values(&[&self.source, &edge.target])
-                })
-                .set(unix(SystemTime::now()));
-        } else {
-            edge.failed.inc();
-        }
-        if let Some(reason) = report.reason {
-            edge.failures
-                .entry(reason)
-                .or_insert_with(|| {
-                    self.failures.with_label_values(&[
-                        &self.source,
-                        &edge.target,
-                        reason.stage().as_str(),
-                        reason.as_str(),
-                    ])
-                })
-                .inc();
-        }
-        for ((window, gauge), ratio) in edge.ratio.iter_mut().zip(ratios) {
-            match ratio {
-                Some(r) => gauge
-                    .get_or_insert_with(|| {
-                        self.ratio
-                            .with_label_values(&[&self.source, &edge.target, window])
-                    })
-                    .set(*r),
-                None => {
-                    if gauge.take().is_some() {
-                        let _ =
-                            self.ratio
-                                .remove_label_values(&[&self.source, &edge.target, window]);
-                    }
-                }
-            }
-        }
-        edge.duration.observe(report.timings_ms.total / 1000.0);
+    /// Records one probe into the edge's series; `ratios` are the current window ratios
+    /// (in window order; `None` removes that window's series until a probe lands in it).
+    pub fn record(
+        &self,
+        edge: &mut EdgeMetrics,
+        report: &ProbeReport,
+        ratios: impl IntoIterator<Item = Option<f64>>,
+    ) {
         let t = &report.timings_ms;
         for (h, ms) in edge
             .phases
@@ -333,119 +268,52 @@ impl Metrics {
                 h.observe(ms / 1000.0);
             }
         }
+        let now = if report.ok {
+            unix(SystemTime::now())
+        } else {
+            0.0
+        };
+        let mut s = lock(&edge.series);
+        s.set_result(report.ok, now);
+        if let Some(reason) = report.reason {
+            s.count_failure(reason);
+        }
+        s.set_ratios(ratios);
+        s.observe_duration(report.timings_ms.total / 1000.0);
         if let Some(peer) = &report.peer {
-            edge.peer_not_after
-                .get_or_insert_with(|| {
-                    self.peer_not_after
-                        .with_label_values(&[&self.source, &edge.target])
-                })
-                .set(unix(peer.not_after_time));
-            let labels = [
-                bounded(peer.spiffe_id.as_deref().unwrap_or("")),
-                bounded(&peer.issuer),
-                bounded(&peer.serial),
-                bounded(peer.root_sha256.as_deref().unwrap_or("")),
-            ];
-            replace_info(
-                &self.peer_info,
-                &self.source,
-                &edge.target,
-                &mut edge.peer_info,
-                labels,
+            s.set_peer(
+                unix(peer.not_after_time),
+                [
+                    peer.spiffe_id.as_deref().unwrap_or(""),
+                    &peer.issuer,
+                    &peer.serial,
+                    peer.root_sha256.as_deref().unwrap_or(""),
+                ],
             );
         }
         if let Some(tls) = &report.tls {
-            let labels = [
-                tls.version.to_owned(),
-                tls.cipher.to_owned(),
-                tls.alpn.clone().unwrap_or_default(),
-            ];
-            replace_info(
-                &self.tls_info,
-                &self.source,
-                &edge.target,
-                &mut edge.tls_info,
-                labels,
-            );
+            s.set_tls(tls.version, tls.cipher, tls.alpn.as_deref().unwrap_or(""));
         }
     }
 
     /// Removes every series of a removed edge.
     pub fn forget(&self, edge: EdgeMetrics) {
-        let (s, t) = (self.source.as_str(), edge.target.as_str());
-        let _ = self.success.remove_label_values(&[s, t]);
-        let _ = self.attempts.remove_label_values(&[s, t, "success"]);
-        let _ = self.attempts.remove_label_values(&[s, t, "failure"]);
-        for reason in edge.failures.keys() {
-            let _ = self.failures.remove_label_values(&[
-                s,
-                t,
-                reason.stage().as_str(),
-                reason.as_str(),
-            ]);
-        }
-        for (window, _) in &edge.ratio {
-            let _ = self.ratio.remove_label_values(&[s, t, window]);
-        }
-        let _ = self.duration.remove_label_values(&[s, t]);
-        let _ = self.last_success.remove_label_values(&[s, t]);
-        let _ = self.peer_not_after.remove_label_values(&[s, t]);
-        if let Some(l) = &edge.peer_info {
-            let _ = self
-                .peer_info
-                .remove_label_values(&[s, t, &l[0], &l[1], &l[2], &l[3]]);
-        }
-        if let Some(l) = &edge.tls_info {
-            let _ = self
-                .tls_info
-                .remove_label_values(&[s, t, &l[0], &l[1], &l[2]]);
+        let mut edges = lock(&self.edges);
+        // Only if it is still this edge's store (not one created since under the name).
+        if edges
+            .get(&*edge.target)
+            .is_some_and(|s| Arc::ptr_eq(s, &edge.series))
+        {
+            edges.remove(&*edge.target);
         }
     }
-}
-
-/// Sets an info series to 1, removing the previous one first when its labels changed
-/// (a rotated certificate must replace, not pile up).
-fn replace_info<const N: usize>(
-    vec: &GaugeVec,
-    source: &str,
-    target: &str,
-    current: &mut Option<[String; N]>,
-    labels: [String; N],
-) {
-    if current.as_ref() == Some(&labels) {
-        return;
-    }
-    fn full<'a, const N: usize>(
-        source: &'a str,
-        target: &'a str,
-        l: &'a [String; N],
-    ) -> Vec<&'a str> {
-        let mut v: Vec<&str> = vec![source, target];
-        v.extend(l.iter().map(String::as_str));
-        v
-    }
-    if let Some(old) = current.take() {
-        let _ = vec.remove_label_values(&full(source, target, &old));
-    }
-    vec.with_label_values(&full(source, target, &labels))
-        .set(1.0);
-    *current = Some(labels);
 }
 
 /// The series handles of one edge.
 pub struct EdgeMetrics {
-    target: String,
-    success: Gauge,
-    ok: IntCounter,
-    failed: IntCounter,
-    ratio: Vec<(String, Option<Gauge>)>,
-    duration: Histogram,
+    target: Box<str>,
+    series: Arc<Mutex<EdgeSeries>>,
     phases: [Histogram; 4],
-    last_success: Option<Gauge>,
-    failures: BTreeMap<Reason, IntCounter>,
-    peer_not_after: Option<Gauge>,
-    peer_info: Option<[String; 4]>,
-    tls_info: Option<[String; 3]>,
 }
 
 impl std::fmt::Debug for EdgeMetrics {
@@ -467,17 +335,6 @@ fn unix(t: SystemTime) -> f64 {
     }
 }
 
-fn bounded(s: &str) -> String {
-    if s.len() <= MAX_CERT_LABEL {
-        return s.to_owned();
-    }
-    let mut end = MAX_CERT_LABEL;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
 /// The `window` label of a duration: `"5m"`, `"30m"`, `"1h"`.
 pub fn window_label(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
@@ -485,7 +342,9 @@ pub fn window_label(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::exposition::bounded;
     use super::*;
+    use crate::classify::Reason;
     use crate::config::{Expect, Mode};
     use crate::report::{Timings, TlsInfo};
     use crate::tls::peer::PeerInfo;
@@ -545,18 +404,18 @@ mod tests {
         let m = Metrics::new("node-a").unwrap();
         let windows = vec!["5m".to_owned(), "30m".to_owned()];
         let mut e = m.edge("prod/api", &windows);
-        m.record(&mut e, &report(true, None, "01"), &[Some(1.0), Some(1.0)]);
+        m.record(&mut e, &report(true, None, "01"), [Some(1.0), Some(1.0)]);
         let healthy = series_of(&m, "prod/api").len();
         assert_eq!(healthy, 18, "{:#?}", series_of(&m, "prod/api"));
         m.record(
             &mut e,
             &report(false, Some(Reason::RbacDenied), "01"),
-            &[Some(0.5), Some(0.5)],
+            [Some(0.5), Some(0.5)],
         );
         m.record(
             &mut e,
             &report(false, Some(Reason::CertExpired), "01"),
-            &[Some(0.3), Some(0.3)],
+            [Some(0.3), Some(0.3)],
         );
         assert_eq!(series_of(&m, "prod/api").len(), 20);
     }
@@ -566,8 +425,8 @@ mod tests {
         let m = Metrics::new("node-a").unwrap();
         let windows = vec!["5m".to_owned()];
         let mut e = m.edge("prod/api", &windows);
-        m.record(&mut e, &report(true, None, "01"), &[Some(1.0)]);
-        m.record(&mut e, &report(true, None, "02"), &[Some(1.0)]);
+        m.record(&mut e, &report(true, None, "01"), [Some(1.0)]);
+        m.record(&mut e, &report(true, None, "02"), [Some(1.0)]);
         let info: Vec<_> = series_of(&m, "prod/api")
             .into_iter()
             .filter(|l| l.starts_with("mtls_probe_peer_cert_info"))
@@ -587,6 +446,6 @@ mod tests {
         assert_eq!(window_label(Duration::from_secs(300)), "5m");
         assert_eq!(window_label(Duration::from_secs(1800)), "30m");
         assert_eq!(window_label(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(bounded(&"x".repeat(1000)).len(), MAX_CERT_LABEL);
+        assert_eq!(bounded(&"x".repeat(1000)).len(), exposition::MAX_CERT_LABEL);
     }
 }

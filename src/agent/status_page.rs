@@ -91,7 +91,7 @@ impl Tally {
                 State::Fail | State::Violation => {
                     t.fail += 1;
                     t.violations += usize::from(*state == State::Violation);
-                    if let Some(reason) = edge.last.as_ref().and_then(|r| r.reason) {
+                    if let Some(reason) = edge.last.as_deref().and_then(|r| r.reason) {
                         t.by_reason[reason as usize] += 1;
                     }
                 }
@@ -405,7 +405,7 @@ mod tests {
         let probed = last.is_some();
         EdgeView {
             target,
-            last,
+            last: last.map(Arc::new),
             success_ratio: vec![
                 ("5m".into(), probed.then_some(0.999_5)),
                 ("30m".into(), probed.then_some(1.0)),

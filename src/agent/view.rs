@@ -13,8 +13,9 @@ use crate::report::ProbeReport;
 pub struct EdgeView {
     /// The edge's target (name, address, mode, expect, expectation…).
     pub target: std::sync::Arc<Target>,
-    /// The last completed probe, if any.
-    pub last: Option<ProbeReport>,
+    /// The last completed probe, if any. Shared with the edge's state: a snapshot of
+    /// 10,000 edges copies pointers, not reports.
+    pub last: Option<std::sync::Arc<ProbeReport>>,
     /// Success ratio per configured window, in window order: (label like "5m", ratio or
     /// `None` when no probe completed in that window).
     pub success_ratio: Vec<(String, Option<f64>)>,
@@ -109,7 +110,7 @@ impl EdgeView {
     /// The `/api/v1/edges` object for this edge.
     pub fn api<'a>(&'a self, source: &'a str) -> ApiEdge<'a> {
         let report = match &self.last {
-            Some(r) => ApiReport::Probed(r),
+            Some(r) => ApiReport::Probed(r.as_ref()),
             None => ApiReport::Pending(PendingEdge {
                 source,
                 target: &self.target.name,

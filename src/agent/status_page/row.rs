@@ -175,7 +175,7 @@ pub(super) fn write_row(
     write!(out, "<tr class=\"edge {}{indent}\">", state.class())?;
     state_cell(out, edge, state, now)?;
     target_cell(out, &edge.target, child)?;
-    address_cell(out, &edge.target, edge.last.as_ref())?;
+    address_cell(out, &edge.target, edge.last.as_deref())?;
     write!(
         out,
         "<td>{} → {}<br><small>every {}</small></td>",
@@ -183,18 +183,18 @@ pub(super) fn write_row(
         edge.target.expect.as_str(),
         humantime::format_duration(edge.target.interval)
     )?;
-    failure_cells(out, edge.last.as_ref(), state)?;
-    let peer = edge.last.as_ref().and_then(|r| r.peer.as_ref());
+    failure_cells(out, edge.last.as_deref(), state)?;
+    let peer = edge.last.as_deref().and_then(|r| r.peer.as_ref());
     peer_cells(out, peer, now)?;
-    tls_cell(out, edge.last.as_ref())?;
+    tls_cell(out, edge.last.as_deref())?;
     ratio_cell(out, &edge.success_ratio)?;
     write!(
         out,
         "<td class=\"num\">{} / {}</td>",
         edge.probes, edge.passes
     )?;
-    last_probe_cell(out, edge.last.as_ref(), now)?;
-    hint_cell(out, edge.last.as_ref(), state)?;
+    last_probe_cell(out, edge.last.as_deref(), now)?;
+    hint_cell(out, edge.last.as_deref(), state)?;
     out.write_str("</tr>\n")
 }
 
