@@ -239,9 +239,18 @@ async fn metrics_of_a_mixed_matrix() {
     let rbac_edge = edges.iter().find(|e| e["target"] == "prod/rbac").unwrap();
     assert_eq!(rbac_edge["reason"], "rbac_denied");
     assert_eq!(rbac_edge["success_ratio"]["5m"], 0.0);
-    let (status, page) = agent.get("/").await;
+    let (status, headers, page) = agent.get_full("/").await;
     assert_eq!(status, 200);
     assert!(page.contains("prod/rbac"));
+    // Peer-controlled text is on the page: the browser must not run or load anything.
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        !page.contains("<script"),
+        "the CSP would block an inline script"
+    );
     // One log line per state change, not one per probe.
     let log = agent.log_text();
     assert_eq!(log.matches("\"edge\":\"prod/rbac\"").count(), 1, "{log}");

@@ -81,6 +81,10 @@ impl AgentProcess {
         http_get(self.addr, path).await
     }
 
+    pub async fn get_full(&self, path: &str) -> (u16, http::HeaderMap, String) {
+        http_get_full(self.addr, path).await
+    }
+
     pub async fn metrics(&self) -> Metrics {
         let (status, body) = self.get("/metrics").await;
         assert_eq!(status, 200);
@@ -120,6 +124,12 @@ impl AgentProcess {
 
 /// GET over a fresh HTTP/1.1 connection.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_get_full(addr, path).await;
+    (status, body)
+}
+
+/// GET over a fresh HTTP/1.1 connection, with the response headers.
+pub async fn http_get_full(addr: SocketAddr, path: &str) -> (u16, http::HeaderMap, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -131,8 +141,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A `/metrics` scrape parsed by a Prometheus text-format parser.
