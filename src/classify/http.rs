@@ -105,6 +105,9 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
     }
     let status = view.status;
     let body = view.body_text().to_ascii_lowercase();
+    if let Some(f) = client_cert_refused_over_http(status, &body, view) {
+        return Err(f);
+    }
     if status == 403 {
         if body.contains("rbac: access denied") {
             return Err(Failure::refusal(
@@ -202,6 +205,41 @@ pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<
         format!("HTTP {status}, expected {expect}{}", view.describe()),
     ))
 }
+
+/// nginx (and ingress-nginx) with `ssl_verify_client on` completes the handshake
+/// whatever the client sent and refuses in HTTP instead: 400 "No required SSL
+/// certificate was sent" (its internal 496) or 400 "The SSL certificate error" (495,
+/// for an untrusted, expired or unverifiable client certificate). The layer that broke
+/// is the server's client-certificate check, so these are the TLS reasons, not
+/// `unexpected_status`; 495/496 are what a server with an `error_page` for them shows.
+fn client_cert_refused_over_http(
+    status: u16,
+    body: &str,
+    view: &ResponseView<'_>,
+) -> Option<Failure> {
+    let required = status == 496 || (status == 400 && body.contains(NGINX_NO_CERT));
+    let rejected = status == 495 || (status == 400 && body.contains(NGINX_BAD_CERT));
+    let (reason, what) = match (required, rejected) {
+        (true, _) => (
+            Reason::ClientCertRequired,
+            "the server requires a client certificate and checks it after the handshake",
+        ),
+        (false, true) => (
+            Reason::ClientCertRejected,
+            "the server did not accept our client certificate (checked after the handshake)",
+        ),
+        (false, false) => return None,
+    };
+    Some(Failure::refusal(
+        reason,
+        format!("HTTP {status}: {what}{}", view.describe()),
+    ))
+}
+
+/// nginx's body for a missing client certificate (lower-cased).
+const NGINX_NO_CERT: &str = "no required ssl certificate was sent";
+/// nginx's body for a client certificate that failed verification (lower-cased).
+const NGINX_BAD_CERT: &str = "the ssl certificate error";
 
 /// Phrases TLS servers use in a 400 answer to a plaintext request.
 const TLS_REQUIRED_PHRASES: &[&str] = &[
@@ -350,12 +388,38 @@ mod tests {
                 "maintenance",
                 Reason::UnexpectedStatus,
             ),
+            (
+                400,
+                &[("server", "nginx/1.22.1")],
+                "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>",
+                Reason::ClientCertRequired,
+            ),
+            (
+                400,
+                &[("server", "nginx")],
+                "<html>\r\n<head><title>400 The SSL certificate error</title></head>",
+                Reason::ClientCertRejected,
+            ),
+            (496, &[], "", Reason::ClientCertRequired),
+            (495, &[], "", Reason::ClientCertRejected),
+            (
+                400,
+                &[("server", "nginx")],
+                "bad request",
+                Reason::UnexpectedStatus,
+            ),
             (500, &[], "boom", Reason::UnexpectedStatus),
             (404, istio, "", Reason::UnexpectedStatus),
         ];
         for (status, h, body, want) in cases {
             let f = classify(status, h, body).unwrap_err();
             assert_eq!(f.reason, want, "{status} {body}: {}", f.detail);
+            // A client-certificate refusal is what `expect = "reject"` wants to see.
+            let refusal = matches!(
+                want,
+                Reason::ClientCertRequired | Reason::ClientCertRejected | Reason::RbacDenied
+            );
+            assert_eq!(f.refused_by_peer, refusal, "{status} {body}");
             assert!(f.detail.contains(&status.to_string()), "{}", f.detail);
         }
         assert!(classify(200, &[], "ok").is_ok());

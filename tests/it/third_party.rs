@@ -1,11 +1,14 @@
-//! Interop with a real OpenSSL peer: `openssl s_server` built from Debian's OpenSSL,
-//! so our classification is not only checked against our own rustls servers.
+//! Interop with real third-party peers from Debian's packages: `openssl s_server` and
+//! nginx (mTLS the way ingress-nginx terminates it), so our classification is not only
+//! checked against our own rustls servers.
 
 use mtls_prober::config::{Expect, Mode, TlsVersion};
 use mtls_prober::demo::pki::{Leaf, LeafSpec, pem};
 use sha2::{Digest, Sha256};
 
-use crate::common::tools::{OpensslServer, require};
+use mtls_prober::config::Target;
+
+use crate::common::tools::{NginxServer, OpensslServer, require};
 use crate::common::{Pki, SERVER_ID, assert_failure, assert_pass, http_check, probe, target};
 
 fn openssl() -> bool {
@@ -202,5 +205,107 @@ async fn openssl_expired_server_certificate() {
     assert_eq!(
         r.peer.as_ref().map(|p| p.not_after.as_str()),
         Some(not_after.as_str())
+    );
+}
+
+fn nginx() -> bool {
+    require("nginx", &["-v"])
+}
+
+/// nginx terminating mTLS the way ingress-nginx does (`ssl_verify_client on`): client
+/// certificates must chain to `client_ca`; it answers `/healthz` over h2 and HTTP/1.1.
+fn nginx_mtls(pki: &Pki, leaf: &Leaf, client_ca: &str) -> NginxServer {
+    let (cert, chain, key) = server_files(pki, "nginx", leaf);
+    let full = pki.path("nginx-full.crt");
+    let text = std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&chain).unwrap();
+    std::fs::write(&full, text).unwrap();
+    let block = format!(
+        "    ssl_certificate {};\n    ssl_certificate_key {key};\n\
+         ssl_client_certificate {client_ca};\n    ssl_verify_client on;\n\
+         ssl_verify_depth 3;\n    location = /healthz {{ return 200 \"ok\\n\"; }}\n",
+        full.display()
+    );
+    NginxServer::start("ssl http2", &block)
+}
+
+fn http_target(addr: std::net::SocketAddr, mode: Mode, alpn: &str) -> Target {
+    let mut t = target(addr, mode);
+    t.alpn = vec![alpn.to_owned()];
+    t.http = Some(http_check("/healthz"));
+    t
+}
+
+#[tokio::test]
+async fn nginx_healthy_mtls_passes_over_h2_and_http1() {
+    if !nginx() {
+        return;
+    }
+    let pki = Pki::new();
+    let leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe(SERVER_ID))
+        .unwrap();
+    let ca = pki.path("root-cert.pem").display().to_string();
+    let server = nginx_mtls(&pki, &leaf, &ca);
+    for alpn in ["h2", "http/1.1"] {
+        let r = probe(&pki, http_target(server.addr, Mode::Mtls, alpn)).await;
+        assert_pass(&r);
+        assert_eq!(r.tls.as_ref().and_then(|t| t.alpn.as_deref()), Some(alpn));
+        assert_eq!(r.http.as_ref().map(|h| h.status), Some(200));
+        let peer = r.peer.as_ref().expect("peer");
+        assert_eq!(peer.spiffe_id.as_deref(), Some(SERVER_ID));
+        assert_eq!(peer.chain_len, 2);
+    }
+}
+
+#[tokio::test]
+async fn nginx_without_a_client_certificate_is_client_cert_required() {
+    if !nginx() {
+        return;
+    }
+    let pki = Pki::new();
+    let leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe(SERVER_ID))
+        .unwrap();
+    let ca = pki.path("root-cert.pem").display().to_string();
+    let server = nginx_mtls(&pki, &leaf, &ca);
+    // nginx completes the handshake and refuses in HTTP: 400 "No required SSL
+    // certificate was sent". The broken layer is still the client certificate.
+    for alpn in ["h2", "http/1.1"] {
+        let r = probe(&pki, http_target(server.addr, Mode::Tls, alpn)).await;
+        assert_failure(
+            &r,
+            "tls",
+            "client_cert_required",
+            &["HTTP 400", "requires a client certificate"],
+        );
+    }
+    // That refusal is what a STRICT check without a certificate wants to see.
+    let mut t = http_target(server.addr, Mode::Tls, "http/1.1");
+    t.expect = Expect::Reject;
+    let r = probe(&pki, t).await;
+    assert_pass(&r);
+}
+
+#[tokio::test]
+async fn nginx_rejects_a_client_certificate_from_another_ca() {
+    if !nginx() {
+        return;
+    }
+    let pki = Pki::new();
+    let leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe(SERVER_ID))
+        .unwrap();
+    let foreign = pki.path("foreign.pem");
+    std::fs::write(&foreign, pki.foreign.cert_pem()).unwrap();
+    let server = nginx_mtls(&pki, &leaf, &foreign.display().to_string());
+    let r = probe(&pki, http_target(server.addr, Mode::Mtls, "h2")).await;
+    assert_failure(
+        &r,
+        "tls",
+        "client_cert_rejected",
+        &["HTTP 400", "did not accept our client certificate"],
     );
 }

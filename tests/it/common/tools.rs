@@ -1,4 +1,4 @@
-//! External programs used as real third-party peers (`openssl s_server`).
+//! External programs used as real third-party peers (`openssl s_server`, nginx).
 //!
 //! A test that needs one skips only when the tool is absent *and* `CI` is unset, and
 //! says so on stderr; in CI a missing tool fails the test.
@@ -63,6 +63,86 @@ impl OpensslServer {
 }
 
 impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running nginx (single process, foreground, everything under its own temp
+/// directory, listening on 127.0.0.1 only); killed on drop.
+pub struct NginxServer {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl NginxServer {
+    /// Starts nginx with `server_block` (the directives inside `server { … }`, without
+    /// `listen`) on a free loopback port; `listen_flags` follow the address (`ssl`,
+    /// `ssl http2`). nginx cannot report an ephemeral port, so the port is picked here;
+    /// if another process takes it first, nginx exits and a new port is tried.
+    pub fn start(listen_flags: &str, server_block: &str) -> Self {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            if let Some(server) = Self::try_start(port, listen_flags, server_block) {
+                return server;
+            }
+        }
+        panic!("nginx did not start on any of 5 ports");
+    }
+
+    fn try_start(port: u16, listen_flags: &str, server_block: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path().display().to_string();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log stderr warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             server {{\n    listen 127.0.0.1:{port} {listen_flags};\n{server_block}\n  }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("write nginx.conf");
+        let mut child = Command::new("nginx")
+            .args(["-e", "stderr", "-p", &d, "-c"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn nginx");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // nginx writes its pid file after it has bound its listeners: the readiness
+        // signal. An early exit means the port was taken (or the config is wrong).
+        let pid_file = dir.path().join("nginx.pid");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if pid_file.exists() && std::net::TcpStream::connect(addr).is_ok() {
+                return Some(Self {
+                    child,
+                    addr,
+                    _dir: dir,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("nginx exited with {status} on port {port}");
+                return None;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not come up in 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NginxServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
