@@ -369,9 +369,11 @@ impl Prober {
         run.report.timings_ms.tls = Some(ms(hs_elapsed));
         // The peer's certificate is reported whether or not it verified.
         {
-            let c = wire.lock();
+            let mut c = wire.lock();
+            let leaf = c.leaf.take();
             if let Some(chain) = &c.chain {
-                run.report.peer = PeerInfo::from_chain(chain, c.verified_root.as_deref(), bundle);
+                run.report.peer =
+                    PeerInfo::from_chain_parsed(chain, leaf, c.verified_root.as_deref(), bundle);
             }
         }
         let mut stream = match result {

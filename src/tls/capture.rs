@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::peer::CertSummary;
 use crate::classify::Failure;
 
 /// How many leading bytes from the peer are kept for classification (`not_tls`, TLS
@@ -27,6 +28,10 @@ pub const SNIFF_LEN: usize = 24;
 pub struct Capture {
     /// The chain the peer presented, leaf first, as received (also when it failed).
     pub chain: Option<Vec<CertificateDer<'static>>>,
+    /// The leaf as the verifier parsed it for the identity stage, so the report can
+    /// reuse it instead of parsing the same DER again. `None` when the verifier did not
+    /// get that far (chain failure, insecure mode); the report then parses the chain.
+    pub leaf: Option<CertSummary>,
     /// Set by the verifier when the certificate or identity stage failed.
     pub verdict: Option<Failure>,
     /// SHA-256 of the bundle root the verified chain reached.

@@ -146,22 +146,39 @@ impl PeerInfo {
         verified_root: Option<&str>,
         bundle: Option<&TrustBundle>,
     ) -> Option<Self> {
-        let leaf = CertSummary::parse(chain.first()?).ok()?;
+        Self::from_chain_parsed(chain, None, verified_root, bundle)
+    }
+
+    /// [`Self::from_chain`] with the leaf already summarised (by the verifier, during
+    /// the handshake): parsing it again would cost a second x509 parse per probe.
+    /// `leaf` must be the summary of `chain[0]`; with `None` the leaf is parsed here.
+    pub fn from_chain_parsed(
+        chain: &[rustls_pki_types::CertificateDer<'_>],
+        leaf: Option<CertSummary>,
+        verified_root: Option<&str>,
+        bundle: Option<&TrustBundle>,
+    ) -> Option<Self> {
+        let first = chain.first()?;
+        let leaf = match leaf {
+            Some(l) => l,
+            None => CertSummary::parse(first).ok()?,
+        };
         let root_sha256 = match verified_root {
             Some(r) => Some(r.to_owned()),
             None => would_be_root(chain, bundle),
         };
         Some(Self {
-            spiffe_id: leaf.spiffe_id.clone(),
-            dns_sans: leaf.dns_sans.clone(),
-            subject: leaf.subject.clone(),
-            issuer: leaf.issuer.clone(),
-            serial: leaf.serial.clone(),
             not_before: rfc3339(leaf.not_before),
             not_after: rfc3339(leaf.not_after),
             chain_len: chain.len(),
             root_sha256,
             not_after_time: leaf.not_after,
+            // Moved, not cloned: the summary is this probe's own.
+            spiffe_id: leaf.spiffe_id,
+            dns_sans: leaf.dns_sans,
+            subject: leaf.subject,
+            issuer: leaf.issuer,
+            serial: leaf.serial,
         })
     }
 }
@@ -232,6 +249,19 @@ mod tests {
         let r = CertSummary::parse(root.cert()).unwrap();
         assert!(r.is_self_issued());
         assert_eq!(s.issuer_raw, r.subject_raw);
+    }
+
+    #[test]
+    fn a_stored_leaf_summary_gives_the_same_peer_info() {
+        let root = Ca::root("Test Root").unwrap();
+        let leaf = root
+            .issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/a/sa/b").with_dns("b.a.svc"))
+            .unwrap();
+        let chain = leaf.chain.clone();
+        let parsed = CertSummary::parse(&chain[0]).unwrap();
+        let reused = PeerInfo::from_chain_parsed(&chain, Some(parsed), Some("ab"), None);
+        assert_eq!(reused, PeerInfo::from_chain(&chain, Some("ab"), None));
+        assert!(reused.is_some());
     }
 
     #[test]

@@ -55,6 +55,18 @@ impl PeerVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<Option<String>, Failure> {
+        self.check_keeping_leaf(end_entity, intermediates, now, &mut None)
+    }
+
+    /// [`Self::check`], also handing back the leaf summary parsed for the identity stage
+    /// (in `leaf`, whatever the verdict) so the probe's report does not parse it again.
+    fn check_keeping_leaf(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        leaf: &mut Option<CertSummary>,
+    ) -> Result<Option<String>, Failure> {
         if self.expectation == PeerExpectation::Insecure {
             return Ok(None);
         }
@@ -84,8 +96,10 @@ impl PeerVerifier {
         let root = bundle
             .root_for_anchor(path.anchor())
             .map(|r| r.sha256.clone());
-        check_identity(&self.expectation, &ee, end_entity)?;
-        Ok(root)
+        let summary = parse_leaf(end_entity)?;
+        let verdict = check_summary(&self.expectation, &ee, &summary);
+        *leaf = Some(summary);
+        verdict.map(|()| root)
     }
 }
 
@@ -95,8 +109,20 @@ pub fn check_identity(
     ee: &webpki::EndEntityCert<'_>,
     leaf_der: &CertificateDer<'_>,
 ) -> Result<(), Failure> {
-    let leaf = CertSummary::parse(leaf_der)
-        .map_err(|e| Failure::new(Reason::CertInvalid, format!("the peer's leaf: {e}")))?;
+    check_summary(expectation, ee, &parse_leaf(leaf_der)?)
+}
+
+fn parse_leaf(leaf_der: &CertificateDer<'_>) -> Result<CertSummary, Failure> {
+    CertSummary::parse(leaf_der)
+        .map_err(|e| Failure::new(Reason::CertInvalid, format!("the peer's leaf: {e}")))
+}
+
+/// The identity stage over a verified leaf already summarised.
+fn check_summary(
+    expectation: &PeerExpectation,
+    ee: &webpki::EndEntityCert<'_>,
+    leaf: &CertSummary,
+) -> Result<(), Failure> {
     match expectation {
         PeerExpectation::Insecure => Ok(()),
         PeerExpectation::DnsName(name) => {
@@ -122,7 +148,7 @@ pub fn check_identity(
                 })
         }
         PeerExpectation::SpiffeId(expected) => {
-            let presented = presented_spiffe_id(&leaf, expected.as_str())?;
+            let presented = presented_spiffe_id(leaf, expected.as_str())?;
             if presented == expected.as_str() {
                 return Ok(());
             }
@@ -148,7 +174,7 @@ pub fn check_identity(
                 .map(|d| d.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let presented = presented_spiffe_id(&leaf, &format!("trust domain {expected}"))?;
+            let presented = presented_spiffe_id(leaf, &format!("trust domain {expected}"))?;
             let td = trust_domain_of(presented);
             if domains.iter().any(|d| d.as_str() == td) {
                 return Ok(());
@@ -211,8 +237,10 @@ impl ServerCertVerifier for PeerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self.check(end_entity, intermediates, now);
+        let mut leaf = None;
+        let result = self.check_keeping_leaf(end_entity, intermediates, now, &mut leaf);
         record(|c| {
+            c.leaf = leaf;
             let mut chain = Vec::with_capacity(1 + intermediates.len());
             chain.push(end_entity.clone().into_owned());
             chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
