@@ -28,6 +28,10 @@ pub const BODIES: &[&str] = &[
     "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n\
      <body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP request \
      was sent to HTTPS port</center>\r\n</body>\r\n</html>\r\n",
+    "<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n\
+     <body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>No required SSL \
+     certificate was sent</center>\r\n</body>\r\n</html>\r\n",
+    "<html>\r\n<head><title>400 The SSL certificate error</title></head>\r\n</html>\r\n",
     "Client sent an HTTP request to an HTTPS server.\n",
     "You're speaking plain HTTP to an SSL-enabled server port.",
     "This combination of host and port requires TLS.",
@@ -117,7 +121,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 /// Statuses hyper would pass (100..=999), the interesting ones, and any u16.
 fn status() -> impl Strategy<Value = u16> {
     prop_oneof![
-        4 => proptest::sample::select(&[200u16, 204, 301, 400, 403, 404, 426, 500, 502, 503, 504][..]),
+        4 => proptest::sample::select(&[200u16, 204, 301, 400, 403, 404, 426, 495, 496, 500, 502, 503, 504][..]),
         2 => 100u16..=999,
         1 => any::<u16>(),
     ]

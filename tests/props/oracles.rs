@@ -322,8 +322,8 @@ fn check_identity_error(e: &IdentityError, files: &[&Path], secrets: &Secrets) {
 pub const HTTP_DETAIL_MAX: usize = 1536;
 
 /// `classify_response` and `response_refusal`: never panic; Ok exactly for the expected
-/// statuses; a request-stage reason consistent with the status; bounded single-line
-/// details naming the status.
+/// statuses; a request-stage reason consistent with the status (or the TLS stage for
+/// nginx's client-certificate refusals); bounded single-line details naming the status.
 pub fn check_http(status: u16, headers: &HeaderMap, body_prefix: &[u8], expect: &StatusSet) {
     let view = ResponseView {
         status,
@@ -343,8 +343,25 @@ pub fn check_http(status: u16, headers: &HeaderMap, body_prefix: &[u8], expect: 
             "the detail does not name the status {status}: {:?}",
             f.detail
         );
-        assert_eq!(f.reason.stage(), Stage::Request);
+        // nginx's client-certificate refusals come over HTTP but name the TLS layer.
+        let no_cert = status == 496
+            || (status == 400 && body.contains("no required ssl certificate was sent"));
+        let bad_cert =
+            status == 495 || (status == 400 && body.contains("the ssl certificate error"));
+        if no_cert || bad_cert {
+            assert_eq!(f.stage(), Stage::Tls);
+        } else {
+            assert_eq!(f.reason.stage(), Stage::Request);
+        }
         match f.reason {
+            Reason::ClientCertRequired => {
+                assert!(no_cert, "client_cert_required for {status}");
+                assert!(f.refused_by_peer);
+            }
+            Reason::ClientCertRejected => {
+                assert!(bad_cert && !no_cert, "client_cert_rejected for {status}");
+                assert!(f.refused_by_peer);
+            }
             Reason::RbacDenied => {
                 assert_eq!(status, 403);
                 assert!(f.refused_by_peer);
