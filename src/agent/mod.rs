@@ -126,9 +126,7 @@ impl Agent {
     /// Loads the config and identity, binds the listeners and starts every task. Errors
     /// (bad config, a port in use) are for the caller to report; nothing runs then.
     pub async fn start(opts: AgentOptions) -> Result<Self, String> {
-        let config = load_config(&opts.config_path, &opts.env)
-            .await
-            .map_err(|e| e.to_string())?;
+        let config = config::load(&opts.config_path, &opts.env).map_err(|e| e.to_string())?;
         let source = config.agent.source.clone();
         let metrics = Metrics::new(&source).map_err(|e| format!("metrics: {e}"))?;
         let resolver = Resolver::new(&config.agent.dns_servers);
@@ -443,7 +441,12 @@ async fn config_loop(
             continue;
         }
         digest = now;
-        match load_config(&path, &opts.env).await {
+        // Inline on purpose: a load on a thread of its own (or the blocking pool) would
+        // keep its transient (the `config` crate's value tree, ≈ 8 KB per target) in
+        // that thread's malloc arena for good: at 10,000 targets VmHWM went from 105 to
+        // 125 MiB. Inline, the edges reuse the freed memory; the price is that a reload
+        // of 10,000 targets delays probes by its ≈ 0.25 s (docs/performance.md).
+        match config::load(&path, &opts.env) {
             Ok(new) => {
                 apply(&state, &discovers, new, &identity_changed);
                 state.metrics.config_reload(true);
@@ -456,38 +459,6 @@ async fn config_loop(
                 *lock(&state.config_problem) = Some(e.to_string());
             }
         }
-    }
-}
-
-/// Loads and validates the config on a short-lived thread of its own.
-///
-/// The `config` crate builds a value tree of about 8 KB per `[[target]]` before serde
-/// sees it: a transient of tens of MB for thousands of targets. On the runtime's worker
-/// it would stall every probe for the parse, and glibc would scatter it between the
-/// edges' long-lived allocations, so that each reload left the heap a little larger
-/// (the soak test saw +10 % RSS in 15 reloads of 2,050 targets). A thread of its own
-/// allocates in an arena of its own, which the next reload's thread reuses.
-async fn load_config(path: &std::path::Path, env: &Env) -> Result<Config, config::ConfigError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let (p, e) = (path.to_owned(), env.clone());
-    let spawned = std::thread::Builder::new()
-        .name("config-load".into())
-        .spawn(move || {
-            let _ = tx.send(config::load(&p, &e));
-        });
-    match spawned {
-        Ok(_) => match rx.await {
-            Ok(result) => result,
-            // The loader panicked (a bug; the panic message is on stderr): the running
-            // config stays, as for any other bad reload.
-            Err(_) => Err(config::ConfigError::new(
-                path,
-                None,
-                "the config loader failed unexpectedly (see the panic message above)",
-            )),
-        },
-        // No thread to be had (a resource limit): load inline rather than not at all.
-        Err(_) => config::load(path, env),
     }
 }
 
