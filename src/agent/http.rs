@@ -118,16 +118,7 @@ async fn respond_to(
                 .metrics
                 .render_chunks(METRICS_CHUNK, |chunk| tx.blocking_send(chunk).is_ok());
         });
-        let mut r = Response::new(ChunkBody(rx).boxed());
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static(METRICS_TYPE),
-        );
-        r.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static("no-store"),
-        );
-        return r;
+        return with_headers(ChunkBody(rx).boxed(), StatusCode::OK, METRICS_TYPE);
     }
     let _permit = permit;
     match tokio::task::spawn_blocking(move || route(&state, &method, &path)).await {
@@ -217,33 +208,30 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
+    with_headers(Full::new(Bytes::from(body)).boxed(), status, content_type)
+}
+
+/// Every answer of the listener, buffered or streamed, gets the same headers.
+///
+/// The page and the API carry peer-controlled text (certificate names, details): it is
+/// escaped, and these make the browser refuse anything that slipped through (no
+/// scripts, no external loads, no framing, no content-type guessing).
+fn with_headers(body: Body, status: StatusCode, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
+    let all = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    let page = [
+        (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    let html = content_type.starts_with("text/html");
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    // The page and the API carry peer-controlled text (certificate names, details):
-    // it is escaped, and these make the browser refuse anything that slipped through
-    // (no scripts, no external loads, no framing, no content-type guessing).
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
-    if content_type.starts_with("text/html") {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            header::HeaderValue::from_static(PAGE_CSP),
-        );
-        h.insert(
-            header::X_FRAME_OPTIONS,
-            header::HeaderValue::from_static("DENY"),
-        );
+    for (name, value) in all.into_iter().chain(page.into_iter().filter(|_| html)) {
+        h.insert(name, header::HeaderValue::from_static(value));
     }
     r
 }

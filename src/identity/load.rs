@@ -190,25 +190,14 @@ impl ClientIdentity {
     ) -> Result<Self, IdentityError> {
         let cert_bytes = read(cert_file)?;
         let key_bytes = read(key_file)?;
-        let chain = parse_certs(
-            cert_file,
-            &cert_bytes,
-            "a PEM certificate chain, leaf first (CERTIFICATE blocks)",
-        )?;
-        let key = parse_key(key_file, &key_bytes)?;
-        let mut hasher = Sha256::new();
-        hasher.update(&cert_bytes);
-        hasher.update(&key_bytes);
-        let content_sha256 = hasher.finalize().into();
-        Self::from_parts(
+        Self::from_pem(
             cert_file,
             key_file,
-            chain,
-            key,
+            &cert_bytes,
+            &key_bytes,
             bundle,
             provider,
             now,
-            content_sha256,
         )
     }
 

@@ -46,19 +46,6 @@ fn write(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
-fn attempts(m: &Metrics, target: &str) -> f64 {
-    ["success", "failure"]
-        .iter()
-        .map(|r| {
-            m.value(
-                "mtls_probe_attempts_total",
-                &[("target", target), ("result", r)],
-            )
-            .unwrap_or(0.0)
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn metrics_of_a_mixed_matrix() {
     let pki = Pki::new();
@@ -96,7 +83,7 @@ async fn metrics_of_a_mixed_matrix() {
     let agent = AgentProcess::start(&config, &[]).await;
     let names = ["prod/healthy", "prod/expired", "prod/rbac", "prod/refused"];
     let m = agent
-        .wait_metrics(LONG, |m| names.iter().all(|n| attempts(m, n) >= 2.0))
+        .wait_metrics(LONG, |m| names.iter().all(|n| m.attempts(n) >= 2.0))
         .await;
     let v = |name: &str, labels: &[(&str, &str)]| m.value(name, labels);
     for (target, ok) in [
@@ -347,9 +334,9 @@ async fn rotations_of_the_peer_and_of_our_own_identity() {
         })
         .await;
     assert_eq!(m.value(id_na, &[]), Some(na));
-    let before = attempts(&m, "prod/api");
+    let before = m.attempts("prod/api");
     let m = agent
-        .wait_metrics(LONG, |m| attempts(m, "prod/api") >= before + 2.0)
+        .wait_metrics(LONG, |m| m.attempts("prod/api") >= before + 2.0)
         .await;
     assert_eq!(
         m.value("mtls_probe_success", &[("target", "prod/api")]),
@@ -394,10 +381,10 @@ async fn config_reloads_add_remove_change_and_refuse_invalid_files() {
     let agent = AgentProcess::start(&config, &[]).await;
     let m = agent
         .wait_metrics(LONG, |m| {
-            attempts(m, "prod/a") >= 2.0 && attempts(m, "prod/b") >= 2.0
+            m.attempts("prod/a") >= 2.0 && m.attempts("prod/b") >= 2.0
         })
         .await;
-    let b_before = attempts(&m, "prod/b");
+    let b_before = m.attempts("prod/b");
 
     // Remove a, add c (the same server under another name), change b (a reject probe now).
     write(
@@ -412,7 +399,7 @@ async fn config_reloads_add_remove_change_and_refuse_invalid_files() {
     let m = agent
         .wait_metrics(LONG, |m| {
             m.value("mtls_probe_config_reloads_total", &[("result", "success")]) == Some(1.0)
-                && attempts(m, "prod/c") >= 1.0
+                && m.attempts("prod/c") >= 1.0
         })
         .await;
     assert_eq!(
@@ -421,7 +408,7 @@ async fn config_reloads_add_remove_change_and_refuse_invalid_files() {
         "a's series are gone:\n{}",
         m.text
     );
-    assert!(attempts(&m, "prod/b") >= b_before, "b kept its history");
+    assert!(m.attempts("prod/b") >= b_before, "b kept its history");
     assert_eq!(m.value("mtls_probe_targets", &[]), Some(2.0));
 
     // An invalid file is refused; the running edges keep going.
@@ -438,9 +425,9 @@ async fn config_reloads_add_remove_change_and_refuse_invalid_files() {
             m.value("mtls_probe_config_reloads_total", &[("result", "failure")]) == Some(1.0)
         })
         .await;
-    let b_now = attempts(&m, "prod/b");
+    let b_now = m.attempts("prod/b");
     agent
-        .wait_metrics(LONG, |m| attempts(m, "prod/b") >= b_now + 2.0)
+        .wait_metrics(LONG, |m| m.attempts("prod/b") >= b_now + 2.0)
         .await;
     assert!(
         agent
@@ -505,7 +492,7 @@ async fn readiness_waits_for_the_first_round_and_sigterm_exits_cleanly() {
     assert_eq!(agent.get("/healthz").await.0, 200);
     // Ready once the first probe completed (it times out: that is a completed probe).
     agent
-        .wait_metrics(LONG, |m| attempts(m, "prod/slow") >= 1.0)
+        .wait_metrics(LONG, |m| m.attempts("prod/slow") >= 1.0)
         .await;
     assert_eq!(agent.get("/readyz").await.0, 200);
     // SIGTERM: in-flight probes finish within their timeout, exit 0.
@@ -553,12 +540,12 @@ async fn slow_and_blackholed_peers_do_not_delay_a_healthy_edge() {
     let agent = AgentProcess::start(&config, &[]).await;
     // Let the blackholes and the trickler occupy their probes, then measure.
     let m0 = agent
-        .wait_metrics(LONG, |m| attempts(m, "hole/0") >= 1.0)
+        .wait_metrics(LONG, |m| m.attempts("hole/0") >= 1.0)
         .await;
     let t0 = tokio::time::Instant::now();
-    let h0 = attempts(&m0, "prod/healthy");
+    let h0 = m0.attempts("prod/healthy");
     let m1 = agent
-        .wait_metrics(LONG, |m| attempts(m, "prod/healthy") >= h0 + 12.0)
+        .wait_metrics(LONG, |m| m.attempts("prod/healthy") >= h0 + 12.0)
         .await;
     let elapsed = t0.elapsed();
     // The healthy edge kept its schedule: ~one probe per 250 ms…

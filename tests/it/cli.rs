@@ -86,10 +86,7 @@ async fn check_names_the_file_and_key_of_config_errors() {
 async fn check_rejects_broken_identity_files() {
     let pki = Pki::new();
     // A key that belongs to another certificate.
-    let other = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let other = pki.server_leaf();
     let (_, other_key) = pki.write_leaf("other", &other);
     let mut env = identity_env(&pki);
     env[1].1 = other_key.clone();

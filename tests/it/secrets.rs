@@ -829,19 +829,6 @@ async fn scrape(
     pages
 }
 
-fn attempts(m: &Metrics, target: &str) -> f64 {
-    ["success", "failure"]
-        .iter()
-        .map(|r| {
-            m.value(
-                "mtls_probe_attempts_total",
-                &[("target", target), ("result", r)],
-            )
-            .unwrap_or(0.0)
-        })
-        .sum()
-}
-
 fn reloads(m: &Metrics, result: &str) -> f64 {
     m.value("mtls_probe_identity_reloads_total", &[("result", result)])
         .unwrap_or(0.0)
@@ -854,9 +841,9 @@ async fn settle(agent: &AgentProcess, result: &str, count: f64) {
         .wait_metrics(LONG, |m| reloads(m, result) >= count)
         .await;
     assert_eq!(reloads(&m, result), count, "one reload per change");
-    let before = attempts(&m, HEALTHY);
+    let before = m.attempts(HEALTHY);
     agent
-        .wait_metrics(LONG, |m| attempts(m, HEALTHY) >= before + 2.0)
+        .wait_metrics(LONG, |m| m.attempts(HEALTHY) >= before + 2.0)
         .await;
 }
 
@@ -1265,10 +1252,7 @@ async fn the_agent_never_reveals_its_key_on_any_key_error_path() {
     let config = pki.path("agent.toml");
     std::fs::write(&config, agent_toml(&id, serve, &peers.targets(serve))).unwrap();
     let mut sinks = Sinks::default();
-    let client = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let client = pki.server_leaf();
 
     // Phase 1: the agent never had a valid key. Each error is what the probes, /readyz,
     // the status page and the [serve] listener report, so it reaches every sink.
@@ -1449,10 +1433,7 @@ async fn serve_refuses_clients_without_a_valid_certificate_and_says_nothing() {
         })
         .await;
     let mut sinks = Sinks::default();
-    let member = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let member = pki.server_leaf();
     let stranger = pki
         .foreign
         .issue(&LeafSpec::spiffe(

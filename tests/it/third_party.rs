@@ -59,10 +59,7 @@ async fn openssl_healthy_mtls_passes_and_reports_the_peer() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let server = strict_server(&pki, &leaf, &[]);
     let mut t = target(server.addr, Mode::Mtls);
     t.http = Some(http_check("/"));
@@ -83,10 +80,7 @@ async fn openssl_strict_refuses_a_client_without_certificate_tls13() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let server = strict_server(&pki, &leaf, &[]);
     // TLS-only probe: the refusal arrives after our Finished, in the post-handshake read.
     let r = probe(&pki, target(server.addr, Mode::Tls)).await;
@@ -115,10 +109,7 @@ async fn openssl_strict_refuses_a_client_without_certificate_tls12() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let server = strict_server(&pki, &leaf, &["-tls1_2"]);
     // TLS 1.2 stacks send a bare handshake_failure; the CertificateRequest we saw
     // tells it apart from a cipher mismatch.
@@ -132,14 +123,9 @@ async fn openssl_rejects_a_client_certificate_from_another_ca() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let (cert, chain, key) = server_files(&pki, "server", &leaf);
-    let foreign = pki.path("foreign.pem");
-    std::fs::write(&foreign, pki.foreign.cert_pem()).unwrap();
-    let foreign = foreign.display().to_string();
+    let foreign = foreign_ca_file(&pki);
     let server = OpensslServer::start(&[
         "-cert",
         &cert,
@@ -164,10 +150,7 @@ async fn openssl_tls12_only_server_vs_tls13_only_probe() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let server = strict_server(&pki, &leaf, &["-tls1_2"]);
     let mut t = target(server.addr, Mode::Mtls);
     t.tls_versions = vec![TlsVersion::V1_3];
@@ -215,17 +198,28 @@ fn nginx() -> bool {
 /// nginx terminating mTLS the way ingress-nginx does (`ssl_verify_client on`): client
 /// certificates must chain to `client_ca`; it answers `/healthz` over h2 and HTTP/1.1.
 fn nginx_mtls(pki: &Pki, leaf: &Leaf, client_ca: &str) -> NginxServer {
-    let (cert, chain, key) = server_files(pki, "nginx", leaf);
+    // nginx wants the leaf followed by its intermediates in one file.
     let full = pki.path("nginx-full.crt");
-    let text = std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&chain).unwrap();
-    std::fs::write(&full, text).unwrap();
+    let key = pki.path("nginx.key");
+    let chain: String = leaf.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+    std::fs::write(&full, chain).unwrap();
+    std::fs::write(&key, leaf.key_pem()).unwrap();
     let block = format!(
-        "    ssl_certificate {};\n    ssl_certificate_key {key};\n\
+        "    ssl_certificate {};\n    ssl_certificate_key {};\n\
          ssl_client_certificate {client_ca};\n    ssl_verify_client on;\n\
          ssl_verify_depth 3;\n    location = /healthz {{ return 200 \"ok\\n\"; }}\n",
-        full.display()
+        full.display(),
+        key.display()
     );
     NginxServer::start("ssl http2", &block)
+}
+
+/// The foreign root (another mesh's CA) as a PEM file, for servers that should trust
+/// only it for clients.
+fn foreign_ca_file(pki: &Pki) -> String {
+    let path = pki.path("foreign.pem");
+    std::fs::write(&path, pki.foreign.cert_pem()).unwrap();
+    path.display().to_string()
 }
 
 fn http_target(addr: std::net::SocketAddr, mode: Mode, alpn: &str) -> Target {
@@ -241,10 +235,7 @@ async fn nginx_healthy_mtls_passes_over_h2_and_http1() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let ca = pki.path("root-cert.pem").display().to_string();
     let server = nginx_mtls(&pki, &leaf, &ca);
     for alpn in ["h2", "http/1.1"] {
@@ -264,10 +255,7 @@ async fn nginx_without_a_client_certificate_is_client_cert_required() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
+    let leaf = pki.server_leaf();
     let ca = pki.path("root-cert.pem").display().to_string();
     let server = nginx_mtls(&pki, &leaf, &ca);
     // nginx completes the handshake and refuses in HTTP: 400 "No required SSL
@@ -294,13 +282,8 @@ async fn nginx_rejects_a_client_certificate_from_another_ca() {
         return;
     }
     let pki = Pki::new();
-    let leaf = pki
-        .intermediate
-        .issue(&LeafSpec::spiffe(SERVER_ID))
-        .unwrap();
-    let foreign = pki.path("foreign.pem");
-    std::fs::write(&foreign, pki.foreign.cert_pem()).unwrap();
-    let server = nginx_mtls(&pki, &leaf, &foreign.display().to_string());
+    let leaf = pki.server_leaf();
+    let server = nginx_mtls(&pki, &leaf, &foreign_ca_file(&pki));
     let r = probe(&pki, http_target(server.addr, Mode::Mtls, "h2")).await;
     assert_failure(
         &r,

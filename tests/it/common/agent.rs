@@ -190,6 +190,19 @@ impl Metrics {
         }
     }
 
+    /// Probes of `target` completed so far: `mtls_probe_attempts_total`, both results.
+    pub fn attempts(&self, target: &str) -> f64 {
+        ["success", "failure"]
+            .iter()
+            .filter_map(|r| {
+                self.value(
+                    "mtls_probe_attempts_total",
+                    &[("target", target), ("result", r)],
+                )
+            })
+            .sum()
+    }
+
     /// Histogram buckets of `name` with `labels`: (le, cumulative count).
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
         let s = self
