@@ -416,7 +416,13 @@ async fn config_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let path = opts.config_path.clone();
-    let mut digest = content_digest(&[&path]);
+    // The config file and every file its `include` patterns match now: a changed,
+    // new or removed included file is a change too.
+    let watched = |state: &AgentState| {
+        let files = config::input_files(&path, &lock(&state.current));
+        content_digest(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())
+    };
+    let mut digest = watched(&state);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -436,7 +442,7 @@ async fn config_loop(
             () = hangup => true,
             _ = shutdown.changed() => return,
         };
-        let now = content_digest(&[&path]);
+        let now = watched(&state);
         if now == digest && !forced {
             continue;
         }
@@ -449,6 +455,8 @@ async fn config_loop(
         match config::load(&path, &opts.env) {
             Ok(new) => {
                 apply(&state, &discovers, new, &identity_changed);
+                // The new config's include patterns may match other files.
+                digest = watched(&state);
                 state.metrics.config_reload(true);
                 *lock(&state.config_problem) = None;
                 tracing::info!(file = %path.display(), edges = state.edges.len(), "config reloaded");

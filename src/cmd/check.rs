@@ -17,6 +17,7 @@ pub fn run(args: &CheckArgs, env: &Env) -> Result<ExitCode, CmdError> {
     println!("config {}: valid", args.config.display());
     let mut problems = Vec::new();
     check_identity(&config, &mut problems);
+    print_sources(&config, &args.config);
     if config.targets.is_empty() && config.discover.is_empty() {
         println!("warning: no [[target]] and no [[discover]]: the agent will only serve");
     }
@@ -103,5 +104,34 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
         }
         Err(e) if bundle.is_ok() => problems.push(e.to_string()),
         Err(_) => {}
+    }
+}
+
+/// Where each target came from: the config file or a file pulled in by `include`.
+fn print_sources(config: &Config, path: &std::path::Path) {
+    if config.agent.include.is_empty() {
+        return;
+    }
+    let included: usize = config.included.iter().map(|f| f.targets.len()).sum();
+    let own = config
+        .targets
+        .iter()
+        .filter(|t| t.origin == config::Origin::Configured)
+        .count()
+        - included;
+    println!("targets from {}: {own}", path.display());
+    for pattern in &config.agent.include {
+        println!("include {pattern:?}");
+    }
+    if config.included.is_empty() {
+        println!("    (no file matches yet)");
+    }
+    for file in &config.included {
+        println!(
+            "    {}: {} target(s): {}",
+            file.path.display(),
+            file.targets.len(),
+            file.targets.join(", ")
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! expected ([`ConfigError`]).
 
 mod error;
+pub mod include;
 pub mod raw;
 mod validate;
 
@@ -62,6 +63,32 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// `[[discover]]`.
     pub discover: Vec<Discover>,
+    /// The files `[agent] include` pulled in, in load order, with the targets each
+    /// defined (for `check`; the targets themselves are in [`Config::targets`]).
+    #[serde(skip)]
+    pub included: Vec<IncludedFile>,
+}
+
+/// A file pulled in by `[agent] include`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncludedFile {
+    /// The file as matched.
+    pub path: PathBuf,
+    /// The names of the `[[target]]`s it defined, in file order (companions not listed).
+    pub targets: Vec<String>,
+}
+
+/// Every file a load of `config_path` read, for change detection by the agent: the file
+/// itself, then what `config`'s include patterns match now (a new matching file, a
+/// removed one or a changed one all change the digest). A pattern that cannot be
+/// expanded any more lists the pattern itself, so the next load reports it.
+pub fn input_files(config_path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut files = vec![config_path.to_path_buf()];
+    match include::expand(&config.agent.include) {
+        Ok(found) => files.extend(found),
+        Err((i, _)) => files.push(PathBuf::from(&config.agent.include[i])),
+    }
+    files
 }
 
 /// `[agent]`.
@@ -87,6 +114,9 @@ pub struct AgentConfig {
     /// DNS servers to use instead of the system's `/etc/resolv.conf` (an extension of
     /// the spec's schema; empty = system configuration).
     pub dns_servers: Vec<SocketAddr>,
+    /// `include`: glob patterns of files of further `[[target]]` tables, resolved
+    /// against the config file's directory (empty = none).
+    pub include: Vec<String>,
 }
 
 /// `[identity]`: the client identity used for mTLS probes and `[serve]`.

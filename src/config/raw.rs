@@ -58,6 +58,9 @@ pub struct RawAgent {
     /// `dns_servers`: resolvers to use instead of the system's, `"ip"` or `"ip:port"`;
     /// default none (system configuration). An extension of the spec's schema.
     pub dns_servers: Option<Vec<String>>,
+    /// `include`: glob patterns of further files of `[[target]]` tables (what `plan`
+    /// writes); relative ones are taken from the config file's directory.
+    pub include: Option<Vec<String>>,
 }
 
 /// `[identity]`.
@@ -257,10 +260,11 @@ pub const ENV_SEPARATOR: &str = "__";
 /// Separates the items of a list value in an environment variable.
 pub const ENV_LIST_SEPARATOR: &str = ",";
 /// The keys whose environment values are comma-separated lists.
-pub const ENV_LIST_KEYS: [&str; 3] = [
+pub const ENV_LIST_KEYS: [&str; 4] = [
     "agent.windows",
     "agent.dns_servers",
     "identity.trust_domain_aliases",
+    "agent.include",
 ];
 
 /// Reads `toml` (named `file` in messages) with the `MTLS_PROBER_*` overrides from

@@ -15,6 +15,7 @@
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
+//! - `include`: `[agent] include` files loaded and reloaded by the agent;
 //! - `secrets`: no form of the private key in any output, on every key error path.
 #![allow(
     clippy::unwrap_used,
@@ -32,6 +33,7 @@ mod expect;
 mod faults;
 mod hostile;
 mod identity;
+mod include;
 mod load;
 mod net;
 mod request;

@@ -20,7 +20,8 @@ use super::raw::{
 };
 use super::{
     AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, HostPort, HttpCheck,
-    IdentityConfig, Mode, Origin, PeerExpectation, ServeConfig, StatusSet, Target, TlsVersion,
+    IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig, StatusSet, Target,
+    TlsVersion,
 };
 
 mod probe;
@@ -163,49 +164,29 @@ impl Cx<'_> {
         // Every edge name, with what introduced it, for uniqueness checks.
         let mut names: BTreeMap<String, NameOwner> = BTreeMap::new();
         let mut targets = Vec::new();
-        for (i, raw) in raw.target.unwrap_or_default().into_iter().enumerate() {
-            let base = format!("target[{i}]");
-            let target = self.target(&base, raw, &defaults)?;
-            let name_key = format!("{base}.name");
-            if let Some(first) = names.get(&target.name) {
-                return Err(self.err(
-                    &name_key,
-                    format!(
-                        "{:?} is already used by {first}; expected a unique name",
-                        target.name
-                    ),
-                ));
-            }
-            names.insert(
-                target.name.clone(),
-                NameOwner {
-                    base: base.clone(),
-                    companion: false,
-                },
-            );
-            let companion = target.verify_strict.then(|| strict_companion(&target));
-            targets.push(target);
-            if let Some(companion) = companion {
-                let key = format!("{base}.verify_strict");
-                if let Some(first) = names.get(&companion.name) {
-                    return Err(self.err(
-                        &key,
-                        format!(
-                            "verify_strict adds the companion target {:?}, but that name is \
-                             already used by {first}; rename one of them",
-                            companion.name
-                        ),
-                    ));
-                }
-                names.insert(
-                    companion.name.clone(),
-                    NameOwner {
-                        base: base.clone(),
-                        companion: true,
-                    },
-                );
-                targets.push(companion);
-            }
+        self.targets(
+            raw.target.unwrap_or_default(),
+            &defaults,
+            &mut names,
+            &mut targets,
+        )?;
+        let mut included = Vec::new();
+        for inc in super::include::read(&agent.include, self.file)? {
+            let cx = Cx {
+                file: &inc.file,
+                env: self.env,
+                base_dir: self.base_dir,
+            };
+            let first = targets.len();
+            cx.targets(inc.targets, &defaults, &mut names, &mut targets)?;
+            included.push(IncludedFile {
+                targets: targets[first..]
+                    .iter()
+                    .filter(|t| t.origin == Origin::Configured)
+                    .map(|t| t.name.clone())
+                    .collect(),
+                path: inc.file,
+            });
         }
 
         let mut discover: Vec<Discover> = Vec::new();
@@ -227,11 +208,17 @@ impl Cx<'_> {
         for (i, d) in discover.iter().enumerate() {
             let prefix = format!("{}/", d.name);
             if let Some((name, owner)) = names.iter().find(|(name, _)| name.starts_with(&prefix)) {
-                return Err(self.err(
-                    owner.key(),
+                return Err(ConfigError::new(
+                    &owner.file,
+                    Some(owner.key()),
                     format!(
                         "{name:?} starts with {prefix:?}, the prefix of the edges of \
-                         discover[{i}] (named \"{}<ip>\"); expected a name outside that prefix",
+                         discover[{i}]{} (named \"{}<ip>\"); expected a name outside that prefix",
+                        if owner.file == self.file {
+                            String::new()
+                        } else {
+                            format!(" in {}", self.file.display())
+                        },
                         prefix
                     ),
                 ));
@@ -296,7 +283,70 @@ impl Cx<'_> {
             serve,
             targets,
             discover,
+            included,
         })
+    }
+
+    /// Validates `raw` targets of this context's file (the config file or an included
+    /// one) and appends them with their companions, keeping every name unique across
+    /// all files.
+    fn targets(
+        &self,
+        raw: Vec<RawTarget>,
+        defaults: &Defaults<'_>,
+        names: &mut BTreeMap<String, NameOwner>,
+        targets: &mut Vec<Target>,
+    ) -> Result<(), ConfigError> {
+        let file = self.file.to_path_buf();
+        for (i, raw) in raw.into_iter().enumerate() {
+            let base = format!("target[{i}]");
+            let target = self.target(&base, raw, defaults)?;
+            let name_key = format!("{base}.name");
+            if let Some(first) = names.get(&target.name) {
+                return Err(self.err(
+                    &name_key,
+                    format!(
+                        "{:?} is already used by {}; expected a unique name",
+                        target.name,
+                        first.describe(self.file)
+                    ),
+                ));
+            }
+            names.insert(
+                target.name.clone(),
+                NameOwner {
+                    base: base.clone(),
+                    companion: false,
+                    file: file.clone(),
+                },
+            );
+            let companion = target.verify_strict.then(|| strict_companion(&target));
+            targets.push(target);
+            if let Some(companion) = companion {
+                let key = format!("{base}.verify_strict");
+                if let Some(first) = names.get(&companion.name) {
+                    return Err(self.err(
+                        &key,
+                        format!(
+                            "verify_strict adds the companion target {:?}, but that name is \
+                             already used by {}; rename one of them",
+                            companion.name,
+                            first.describe(self.file)
+                        ),
+                    ));
+                }
+                names.insert(
+                    companion.name.clone(),
+                    NameOwner {
+                        base: base.clone(),
+                        companion: true,
+                        file: file.clone(),
+                    },
+                );
+                targets.push(companion);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -368,6 +418,8 @@ struct NameOwner {
     /// `target[N]`.
     base: String,
     companion: bool,
+    /// The file it came from: the config file or an included one.
+    file: PathBuf,
 }
 
 impl NameOwner {
@@ -377,6 +429,17 @@ impl NameOwner {
             format!("{}.verify_strict", self.base)
         } else {
             format!("{}.name", self.base)
+        }
+    }
+}
+
+impl NameOwner {
+    /// "target[0]" when in `here`, the file being checked; else "target[0] in FILE".
+    fn describe(&self, here: &Path) -> String {
+        if self.file == here {
+            self.to_string()
+        } else {
+            format!("{self} in {}", self.file.display())
         }
     }
 }

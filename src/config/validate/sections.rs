@@ -57,6 +57,7 @@ impl Cx<'_> {
             }
             dns_servers.push(addr);
         }
+        let include = self.include_patterns(raw.include.unwrap_or_default())?;
         Ok(AgentConfig {
             source,
             listen,
@@ -66,7 +67,38 @@ impl Cx<'_> {
             max_concurrency,
             windows,
             dns_servers,
+            include,
         })
+    }
+
+    /// `agent.include`: non-empty, distinct, valid glob patterns, resolved against the
+    /// config file's directory.
+    pub(super) fn include_patterns(&self, list: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, pattern) in list.into_iter().enumerate() {
+            let key = format!("agent.include[{i}]");
+            if pattern.trim().is_empty() || pattern.contains('\0') {
+                return Err(self.err(
+                    key,
+                    format!(
+                        "got {pattern:?}; expected a path or glob of files of [[target]] \
+                         tables, e.g. \"/etc/mtls-prober/matrix/*.toml\""
+                    ),
+                ));
+            }
+            if let Err(e) = glob::Pattern::new(&pattern) {
+                return Err(self.err(key, format!("{pattern:?} is not a valid glob: {e}")));
+            }
+            let resolved = super::super::include::resolve(&pattern, self.base_dir);
+            if let Some(j) = out.iter().position(|p| *p == resolved) {
+                return Err(self.err(
+                    key,
+                    format!("{pattern:?} is already listed as agent.include[{j}]"),
+                ));
+            }
+            out.push(resolved);
+        }
+        Ok(out)
     }
 
     /// `$NODE_NAME`, else the hostname.
