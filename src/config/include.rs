@@ -160,6 +160,11 @@ fn read_one(file: &Path) -> Result<Vec<RawTarget>, ConfigError> {
             ),
         )
     })?;
+    // Table by table when the file holds only `[[target]]` tables and reads cleanly
+    // (`super::document`); otherwise whole, for the `config` crate's own messages.
+    if let Some(targets) = super::document::only_targets(&text, file) {
+        return targets;
+    }
     let tree = config::Config::builder()
         .add_source(File::from_str(&text, FileFormat::Toml))
         .build()

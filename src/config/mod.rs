@@ -7,6 +7,7 @@
 //! `verify_strict` companions. Every error names the file, the key and what was
 //! expected ([`ConfigError`]).
 
+mod document;
 mod error;
 pub mod include;
 pub mod raw;

@@ -9,7 +9,9 @@
 //! same words. Lists stay lists; the only map is `[target.http] headers`.
 //!
 //! `read` builds the tree with the `config` crate: the TOML text, then the
-//! `MTLS_PROBER_*` environment overrides on top.
+//! `MTLS_PROBER_*` environment overrides on top. The `[[target]]` tables are read one
+//! at a time beside that tree ([`super::document`]), with the same conversions and
+//! messages, so a file of 10,000 targets never exists as one `config` tree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -18,6 +20,7 @@ use config::{Environment, File, FileFormat};
 use serde::Deserialize;
 
 use super::Env;
+use super::document;
 use super::error::{ConfigError, EnvKeys, env_var_key};
 
 /// The whole file.
@@ -327,9 +330,26 @@ pub(super) fn read(toml: &str, file: &Path, env: &Env) -> Result<RawConfig, Conf
         .separator(ENV_SEPARATOR)
         // An empty scalar variable means "not set": the default (or the file) applies.
         .ignore_empty(true);
-    let mut builder = config::Config::builder()
-        .add_source(File::from_str(toml, FileFormat::Toml))
-        .add_source(environment.source(Some(overrides)));
+    // `[[target]]` tables are read one at a time, outside the `config` crate's tree
+    // (`super::document`), unless an environment variable addresses one of them (then
+    // the whole file goes through the `config` crate so that the override applies) or
+    // the file is not one that reading understands exactly as the `config` crate would.
+    let split = if env.keys().any(|var| sets_targets(var)) {
+        None
+    } else {
+        document::split(toml, file)
+    };
+    let (builder, targets) = match split {
+        Some(s) => (
+            config::Config::builder().add_source(s.rest),
+            Some((s.targets, s.error)),
+        ),
+        None => (
+            config::Config::builder().add_source(File::from_str(toml, FileFormat::Toml)),
+            None,
+        ),
+    };
+    let mut builder = builder.add_source(environment.source(Some(overrides)));
     for (key, items) in &lists {
         builder = builder
             .set_override(key.as_str(), items.clone())
@@ -345,6 +365,21 @@ pub(super) fn read(toml: &str, file: &Path, env: &Env) -> Result<RawConfig, Conf
         ConfigError::new(file, None, problem)
     })?;
 
-    serde_path_to_error::deserialize(tree)
-        .map_err(|e| ConfigError::from_deserialize(file, &env_keys, e))
+    let mut raw: RawConfig = serde_path_to_error::deserialize(tree)
+        .map_err(|e| ConfigError::from_deserialize(file, &env_keys, e))?;
+    if let Some((targets, error)) = targets {
+        if let Some(e) = error {
+            return Err(e);
+        }
+        raw.target = (!targets.is_empty()).then_some(targets);
+    }
+    Ok(raw)
+}
+
+/// Whether an environment variable sets `target` or a key inside it.
+fn sets_targets(var: &str) -> bool {
+    env_var_key(var).is_some_and(|key| {
+        key.strip_prefix("target")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
 }
