@@ -142,8 +142,8 @@ fn recording(c: &mut Criterion) {
     let windows = vec!["5m".to_owned(), "30m".to_owned()];
     let m = Metrics::new("node-a").unwrap();
     let mut e = m.edge("prod/api", &windows);
-    let pass = report("prod/api", true, "01");
-    let fail = report("prod/api", false, "01");
+    let pass = std::sync::Arc::new(report("prod/api", true, "01"));
+    let fail = std::sync::Arc::new(report("prod/api", false, "01"));
     g.bench_function("metrics_record_pass", |b| {
         b.iter(|| m.record(&mut e, black_box(&pass), [Some(1.0), Some(1.0)]))
     });

@@ -24,10 +24,18 @@ fn main() -> ExitCode {
     } else {
         builder.init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one core (pinned, or a CPU limit of at most one core), tokio's multi-thread
+    // scheduler is one worker plus the machinery to hand tasks between workers: the
+    // current-thread scheduler runs the same tasks for less CPU per wakeup, and keeps
+    // every allocation in one malloc arena. Renderings of /metrics, the API and the
+    // status page still run on the blocking pool's threads.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

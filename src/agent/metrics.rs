@@ -255,7 +255,7 @@ impl Metrics {
     pub fn record(
         &self,
         edge: &mut EdgeMetrics,
-        report: &ProbeReport,
+        report: &Arc<ProbeReport>,
         ratios: impl IntoIterator<Item = Option<f64>>,
     ) {
         let t = &report.timings_ms;
@@ -281,15 +281,7 @@ impl Metrics {
         s.set_ratios(ratios);
         s.observe_duration(report.timings_ms.total / 1000.0);
         if let Some(peer) = &report.peer {
-            s.set_peer(
-                unix(peer.not_after_time),
-                [
-                    peer.spiffe_id.as_deref().unwrap_or(""),
-                    &peer.issuer,
-                    &peer.serial,
-                    peer.root_sha256.as_deref().unwrap_or(""),
-                ],
-            );
+            s.set_peer(unix(peer.not_after_time), report);
         }
         if let Some(tls) = &report.tls {
             s.set_tls(tls.version, tls.cipher, tls.alpn.as_deref().unwrap_or(""));
@@ -404,17 +396,21 @@ mod tests {
         let m = Metrics::new("node-a").unwrap();
         let windows = vec!["5m".to_owned(), "30m".to_owned()];
         let mut e = m.edge("prod/api", &windows);
-        m.record(&mut e, &report(true, None, "01"), [Some(1.0), Some(1.0)]);
+        m.record(
+            &mut e,
+            &Arc::new(report(true, None, "01")),
+            [Some(1.0), Some(1.0)],
+        );
         let healthy = series_of(&m, "prod/api").len();
         assert_eq!(healthy, 18, "{:#?}", series_of(&m, "prod/api"));
         m.record(
             &mut e,
-            &report(false, Some(Reason::RbacDenied), "01"),
+            &Arc::new(report(false, Some(Reason::RbacDenied), "01")),
             [Some(0.5), Some(0.5)],
         );
         m.record(
             &mut e,
-            &report(false, Some(Reason::CertExpired), "01"),
+            &Arc::new(report(false, Some(Reason::CertExpired), "01")),
             [Some(0.3), Some(0.3)],
         );
         assert_eq!(series_of(&m, "prod/api").len(), 20);
@@ -425,8 +421,8 @@ mod tests {
         let m = Metrics::new("node-a").unwrap();
         let windows = vec!["5m".to_owned()];
         let mut e = m.edge("prod/api", &windows);
-        m.record(&mut e, &report(true, None, "01"), [Some(1.0)]);
-        m.record(&mut e, &report(true, None, "02"), [Some(1.0)]);
+        m.record(&mut e, &Arc::new(report(true, None, "01")), [Some(1.0)]);
+        m.record(&mut e, &Arc::new(report(true, None, "02")), [Some(1.0)]);
         let info: Vec<_> = series_of(&m, "prod/api")
             .into_iter()
             .filter(|l| l.starts_with("mtls_probe_peer_cert_info"))

@@ -133,7 +133,25 @@ async fn send<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Each protocol's exchange is boxed: the probe's future would otherwise be as large
+    // as the larger of the two (h2's connection state) for every probe in flight.
     if h2 {
+        Box::pin(send_h2(io, request, max_body, progress)).await
+    } else {
+        Box::pin(send_h1(io, request, max_body, progress)).await
+    }
+}
+
+async fn send_h2<IO>(
+    io: TokioIo<IO>,
+    request: Request<Empty<Bytes>>,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<Response, ExchangeError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    {
         let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .max_header_list_size(MAX_HEAD_BYTES as u32)
             .handshake(io)
@@ -147,7 +165,19 @@ where
             read(resp, max_body, progress).await
         })
         .await
-    } else {
+    }
+}
+
+async fn send_h1<IO>(
+    io: TokioIo<IO>,
+    request: Request<Empty<Bytes>>,
+    max_body: usize,
+    progress: &Progress,
+) -> Result<Response, ExchangeError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    {
         let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(MAX_HEAD_BYTES)
             .handshake(io)

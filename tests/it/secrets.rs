@@ -406,7 +406,7 @@ fn json_strings(bytes: &[u8]) -> Vec<u8> {
     }
     // A whole body (e.g. /api/v1/edges) that is one JSON document.
     if let Some(body) = http_body(bytes) {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
             walk(&v, &mut out);
         }
     }
@@ -797,12 +797,30 @@ fn http_status(raw: &[u8]) -> u16 {
     std::str::from_utf8(&raw[9..12]).unwrap().parse().unwrap()
 }
 
-fn http_body(raw: &[u8]) -> Option<&[u8]> {
+/// The body of a raw HTTP/1.1 response, de-chunked when it was sent chunked (the
+/// agent streams `/metrics` and `/api/v1/edges`).
+fn http_body(raw: &[u8]) -> Option<Vec<u8>> {
     if !raw.starts_with(b"HTTP/1.") {
         return None;
     }
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    Some(&raw[end + 4..])
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let mut body = &raw[end + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return Some(body.to_vec());
+    }
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
 }
 
 const PAGES: [&str; 6] = [
@@ -1267,7 +1285,7 @@ async fn the_agent_never_reveals_its_key_on_any_key_error_path() {
         let when = format!("never valid, key.pem is {}", state.name);
         let pages = scrape(a, &when, &mut sinks).await;
         let edges =
-            String::from_utf8_lossy(http_body(&pages["/api/v1/edges"]).unwrap()).into_owned();
+            String::from_utf8_lossy(&http_body(&pages["/api/v1/edges"]).unwrap()).into_owned();
         let edges: Vec<serde_json::Value> = serde_json::from_str(&edges).unwrap();
         let healthy = edges.iter().find(|e| e["target"] == HEALTHY).unwrap();
         assert_eq!(

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::DURATION_BUCKETS;
 use crate::classify::Reason;
+use crate::report::ProbeReport;
 
 /// Longest label value taken from a peer's certificate.
 pub(super) const MAX_CERT_LABEL: usize = 256;
@@ -36,7 +37,11 @@ pub(super) struct EdgeSeries {
     duration: Histogram,
     last_success: Option<f64>,
     peer_not_after: Option<f64>,
-    peer_info: Option<Box<[String; 4]>>,
+    /// The last report that carried a peer certificate: the labels of
+    /// `mtls_probe_peer_cert_info` are read from it when rendering. It is the edge's
+    /// last report too while the peer answers, so keeping it costs nothing, where a copy
+    /// of its four label values cost ≈ 270 bytes per edge.
+    peer: Option<Arc<ProbeReport>>,
     tls_info: Option<TlsLabels>,
 }
 
@@ -75,7 +80,7 @@ impl EdgeSeries {
             duration: Histogram::default(),
             last_success: None,
             peer_not_after: None,
-            peer_info: None,
+            peer: None,
             tls_info: None,
         }
     }
@@ -114,16 +119,10 @@ impl EdgeSeries {
 
     /// Sets the peer certificate series; the info series is replaced, never duplicated,
     /// when a label changes (rotation). Allocates only on a change.
-    pub(super) fn set_peer(&mut self, not_after: f64, labels: [&str; 4]) {
+    /// Records `report`'s peer certificate (the caller checked that it has one).
+    pub(super) fn set_peer(&mut self, not_after: f64, report: &Arc<ProbeReport>) {
         self.peer_not_after = Some(not_after);
-        let labels = labels.map(bounded);
-        let same = self
-            .peer_info
-            .as_ref()
-            .is_some_and(|cur| cur.iter().zip(labels).all(|(a, b)| a == b));
-        if !same {
-            self.peer_info = Some(Box::new(labels.map(str::to_owned)));
-        }
+        self.peer = Some(report.clone());
     }
 
     pub(super) fn set_tls(&mut self, version: &'static str, cipher: &'static str, alpn: &str) {
@@ -205,12 +204,15 @@ const FAMILIES: [Family; 9] = [
         help: "The certificate the peer last presented (value 1).",
         kind: "gauge",
         write: |e, n, out| {
-            if let Some(l) = &e.peer_info {
+            if let Some(p) = e.peer.as_ref().and_then(|r| r.peer.as_ref()) {
                 let labels = [
-                    ("spiffe_id", l[0].as_str()),
-                    ("issuer", &l[1]),
-                    ("serial", &l[2]),
-                    ("root_sha256", &l[3]),
+                    ("spiffe_id", bounded(p.spiffe_id.as_deref().unwrap_or(""))),
+                    ("issuer", bounded(&p.issuer)),
+                    ("serial", bounded(&p.serial)),
+                    (
+                        "root_sha256",
+                        bounded(p.root_sha256.as_deref().unwrap_or("")),
+                    ),
                 ];
                 sample(out, n, "", &e.labels, &labels, 1u64);
             }
