@@ -85,6 +85,7 @@ impl Spec {
 struct LogState {
     addr: Option<SocketAddr>,
     first_result: Option<Instant>,
+    reloaded: Option<Instant>,
     lines: u64,
     tail: Vec<String>,
 }
@@ -131,6 +132,9 @@ impl Agent {
                     && (line.contains("edge passing") || line.contains("edge failing"))
                 {
                     st.first_result = Some(now);
+                }
+                if line.contains("config reloaded") {
+                    st.reloaded = Some(now);
                 }
                 if st.addr.is_none() && line.contains("listening") {
                     st.addr = field(&line, "addr").and_then(|a| a.parse().ok());
@@ -183,6 +187,63 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Whether `/readyz` answers 200 (503 while the first round runs).
+    pub fn ready(&self) -> Result<bool, String> {
+        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "GET /readyz HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)
+            .map_err(|e| format!("GET /readyz: {e}"))?;
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(16)]).into_owned();
+        match head.get(9..12) {
+            Some("200") => Ok(true),
+            Some("503") => Ok(false),
+            _ => Err(format!("GET /readyz: {head:?}")),
+        }
+    }
+
+    /// Polls `/readyz` every 10 ms until it answers 200 (up to `wait`); returns when.
+    pub fn wait_ready(&self, wait: Duration) -> Result<Instant, String> {
+        let until = Instant::now() + wait;
+        loop {
+            if self.ready()? {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > until {
+                return Err(format!("the agent was not ready within {wait:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// When the agent last logged `config reloaded` (after `after`), waiting up to `wait`.
+    pub fn reloaded_after(&self, after: Instant, wait: Duration) -> Option<Instant> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(t) = self.log.lock().unwrap().reloaded.filter(|t| *t > after) {
+                return Some(t);
+            }
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Asks the agent to re-read its config now (SIGHUP).
+    pub fn hangup(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
     }
 
     /// GET a path; returns the wall time and the body.

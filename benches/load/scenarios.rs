@@ -381,22 +381,85 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     Ok(())
 }
 
-/// Scenario 2: 10,000 edges at 20 s (500 probes/s) on one core.
+/// A scrape with the agent's CPU time and the instant it stands for.
+struct Point {
+    scrape: Scrape,
+    /// The middle of the scrape: the counters were read somewhere during it.
+    at: Instant,
+    cpu: Duration,
+}
+
+impl Point {
+    fn take(agent: &Agent) -> Result<Self, String> {
+        let cpu = procfs::cpu_time(agent.pid()).ok_or("agent gone")?;
+        let t0 = Instant::now();
+        let scrape = agent.scrape()?;
+        Ok(Self {
+            at: t0 + t0.elapsed() / 2,
+            scrape,
+            cpu,
+        })
+    }
+}
+
+/// Completed probes against the schedule between two points: `edges` at `interval`
+/// with spread phases are `edges / interval` probes per second.
+struct Pace {
+    completed: f64,
+    scheduled: f64,
+    wall: Duration,
+}
+
+impl Pace {
+    fn between(a: &Point, b: &Point, edges: usize, interval: Duration) -> Self {
+        let wall = b.at.saturating_duration_since(a.at);
+        Self {
+            completed: b.scrape.attempts - a.scrape.attempts,
+            scheduled: edges as f64 * wall.as_secs_f64() / interval.as_secs_f64(),
+            wall,
+        }
+    }
+
+    fn ratio(&self) -> f64 {
+        self.completed / self.scheduled.max(1.0)
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "{:.1}% ({:.0} of {:.0} in {:.1} s, {:.0}/s)",
+            self.ratio() * 100.0,
+            self.completed,
+            self.scheduled,
+            self.wall.as_secs_f64(),
+            self.completed / self.wall.as_secs_f64()
+        )
+    }
+}
+
+/// Scenario 2: 10,000 edges at 20 s (500 probes/s) on one core, then a reload of all
+/// of them.
+///
+/// Windows, each one interval long so that every edge's slot falls in it once: from
+/// `/readyz` turning 200 (what a user sees first), the next interval (steady state, the
+/// CPU, lag and scrape figures), and the interval in which every target is redefined
+/// by a reload (SIGHUP one second into it).
 fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
-    let (edges, interval, window) = if ctx.opts.quick {
-        (2_000, Duration::from_secs(4), Duration::from_secs(4))
+    let (edges, interval) = if ctx.opts.quick {
+        (2_000, Duration::from_secs(4))
     } else {
-        (10_000, Duration::from_secs(20), Duration::from_secs(20))
+        (10_000, Duration::from_secs(20))
     };
     let s = &format!("{}k edges@{}s", edges / 1000, interval.as_secs());
-    let spec = Spec {
-        edges: vec![Edges {
-            prefix: "scale",
-            count: edges,
-            addr: server.healthy,
-            interval,
-            timeout: Duration::from_secs(5).min(interval),
-        }],
+    let group = |timeout: Duration| Edges {
+        prefix: "scale",
+        count: edges,
+        addr: server.healthy,
+        interval,
+        timeout,
+    };
+    let timeout = Duration::from_secs(5).min(interval);
+    let mut spec = Spec {
+        edges: vec![group(timeout)],
         jitter: 0.1,
         max_concurrency: 256,
     };
@@ -404,20 +467,47 @@ fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let listening = agent.spawned.elapsed();
     // Memory once the config and identity are loaded, before any probe.
     let rss_loaded = procfs::rss(agent.pid()).unwrap_or(0) as f64;
-    // Steady state begins one interval after the start (the first round is compressed
-    // into jitter × interval, then every edge moves to its spread phase).
-    sleep_until(agent.spawned + interval + interval / 4);
-    let w = Window::measure(&agent, window)?;
+    let ready = agent.wait_ready(Duration::from_secs(120))?;
+    let to_ready = ready - agent.spawned;
+    let p0 = Point::take(&agent)?;
+    sleep_until(ready + interval);
+    let p1 = Point::take(&agent)?;
+    sleep_until(ready + 2 * interval);
+    let p2 = Point::take(&agent)?;
+    let w = Window {
+        a: p1.scrape.clone(),
+        b: p2.scrape.clone(),
+        cpu: p2.cpu.saturating_sub(p1.cpu),
+        wall: p2.at.saturating_duration_since(p1.at),
+    };
+    let hwm_of = || procfs::peak_rss(agent.pid()).unwrap_or(0) as f64;
+    let hwm_probing = hwm_of();
     let mut scrapes: Vec<f64> = vec![w.a.took.as_secs_f64(), w.b.took.as_secs_f64()];
     for _ in 0..3 {
         scrapes.push(agent.scrape()?.took.as_secs_f64());
     }
+    let hwm_scraped = hwm_of();
     let (api_t, api) = agent.get("/api/v1/edges")?;
+    let hwm_api = hwm_of();
     let (page_t, page) = agent.get("/")?;
-    let hwm = procfs::peak_rss(agent.pid()).unwrap_or(0) as f64;
+    let hwm = hwm_of();
     let rss = procfs::rss(agent.pid()).unwrap_or(0) as f64;
+
+    // The reload: every target gets a new timeout, so every edge is redefined.
+    let p3 = Point::take(&agent)?;
+    spec.edges = vec![group(timeout - Duration::from_millis(100))];
+    spec.write(ctx.dir.path(), &ctx.files)?;
+    sleep_until(p3.at + Duration::from_secs(1));
+    let asked = Instant::now();
+    agent.hangup();
+    let reloaded = agent.reloaded_after(asked, interval);
+    sleep_until(p3.at + interval);
+    let p4 = Point::take(&agent)?;
+    let hwm_reload = procfs::peak_rss(agent.pid()).unwrap_or(0) as f64;
     agent.stop(Duration::from_secs(10));
+
     let lag = w.lag();
+    let lag_reload = Lag::between(&p3.scrape, &p4.scrape);
     let sc = Stats::of(&scrapes);
     let per_edge_max = w.b.max_series_per_edge();
     let per_edge_mean = w.b.series_per_target.values().sum::<usize>() as f64
@@ -433,7 +523,25 @@ fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     );
     table.info(
         s,
-        "probes/s | failed",
+        "start → /readyz 200 (first round done)",
+        ms(to_ready.as_secs_f64()),
+    );
+    for (what, pace) in [
+        ("from /readyz", Pace::between(&p0, &p1, edges, interval)),
+        ("steady", Pace::between(&p1, &p2, edges, interval)),
+        ("with a reload", Pace::between(&p3, &p4, edges, interval)),
+    ] {
+        table.check(
+            s,
+            &format!("completed / scheduled, one interval {what}"),
+            pace.show(),
+            "≥ 98%",
+            pace.ratio() >= 0.98,
+        );
+    }
+    table.info(
+        s,
+        "probes/s | failed (steady)",
         format!("{:.0}/s | {:.0}", w.rate(), w.failures()),
     );
     table.info(
@@ -447,7 +555,7 @@ fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     );
     table.check(
         s,
-        "schedule lag p50 | p99",
+        "schedule lag p50 | p99 (steady)",
         format!(
             "{} | {} ({:.2}% ≤ 50 ms, n={:.0})",
             ms(lag.p50),
@@ -458,12 +566,52 @@ fn scale(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
         "p99 ≤ 50 ms",
         lag.within_50ms >= 0.99,
     );
+    table.info(
+        s,
+        "VmHWM: first round and steady | + 5 scrapes | + /api/v1/edges | + status page",
+        format!(
+            "{:.1} | {:.1} | {:.1} | {:.1} MiB",
+            hwm_probing / MIB,
+            hwm_scraped / MIB,
+            hwm_api / MIB,
+            hwm / MIB
+        ),
+    );
     table.check(
         s,
         "peak RSS (VmHWM) | RSS now",
         format!("{:.1} MiB | {:.1} MiB", hwm / MIB, rss / MIB),
         "≤ 64 MiB",
         hwm <= 64.0 * MIB,
+    );
+    table.check(
+        s,
+        "reload of every target: VmHWM growth",
+        format!(
+            "+{:.1} MiB ({:.1} → {:.1} MiB){}",
+            (hwm_reload - hwm) / MIB,
+            hwm / MIB,
+            hwm_reload / MIB,
+            match reloaded {
+                Some(t) => format!(", logged {} after SIGHUP", ms((t - asked).as_secs_f64())),
+                None => ", NOT RELOADED".into(),
+            }
+        ),
+        "≤ 8 MiB",
+        reloaded.is_some() && hwm_reload - hwm <= 8.0 * MIB,
+    );
+    table.check(
+        s,
+        "reload: lag p99 in its interval vs steady",
+        format!(
+            "{} vs {} ({:+.1} ms; {:.2}% ≤ 50 ms)",
+            ms(lag_reload.p99),
+            ms(lag.p99),
+            (lag_reload.p99 - lag.p99) * 1e3,
+            lag_reload.within_50ms * 100.0
+        ),
+        "≤ +20 ms",
+        lag_reload.p99 - lag.p99 <= 0.020,
     );
     table.check(
         s,
