@@ -547,6 +547,7 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
     use crate::demo::peers::{self, Behavior, HttpBehavior, Response};
+    use crate::agent::metrics::Metrics;
     use crate::probe::Resolver;
 
     fn target(name: &str, addr: std::net::SocketAddr, every: &str) -> String {
@@ -677,5 +678,69 @@ mod tests {
             2 * holes
         );
         set.remove("healthy");
+    }
+
+    #[tokio::test]
+    async fn schedule_lag_counts_the_wait_for_a_permit() {
+        // Three edges due at once, one permit, a peer that never answers (each probe
+        // holds the permit for its 300 ms timeout): the second starts ≈ 0.3 s late and
+        // the third ≈ 0.6 s late. The lag histogram (the SPEC's overload signal) must
+        // show that queueing, not only the timer's own lateness.
+        let silent = peers::spawn(Behavior::Plaintext {
+            http: HttpBehavior::Silent,
+        })
+        .await
+        .unwrap();
+        let mut toml = String::from("[agent]\nsource = \"t\"\njitter = 0\n");
+        for i in 0..3 {
+            toml.push_str(&target(&format!("silent/{i}"), silent.addr(), "10s").replace(
+                "timeout = \"10s\"",
+                "timeout = \"300ms\"",
+            ));
+        }
+        let config = crate::config::load_str(&toml, "t.toml", &Default::default()).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let observer: Observer = Arc::new(move |r: &ProbeReport, _: Option<&ProbeReport>| {
+            let _ = tx.send(r.reason);
+        });
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let creds = Credentials::load(None, &provider, SystemTime::now());
+        let (_creds_tx, creds) = watch::channel(Arc::new(creds));
+        let (_stop, shutdown) = watch::channel(false);
+        let metrics = Metrics::new("t").unwrap();
+        let set = EdgeSet::new(EdgeSetOptions {
+            source: "t".into(),
+            prober: Prober::new(Resolver::new(&[]), Arc::new(SystemClock)),
+            creds,
+            max_concurrency: 1,
+            windows: vec![Duration::from_secs(300)],
+            jitter: 0.0,
+            metrics: Some(metrics.clone()),
+            shutdown,
+            observer: Some(observer),
+            log_transitions: false,
+        });
+        for t in &config.targets {
+            set.upsert(t.clone(), true);
+        }
+        for _ in 0..3 {
+            assert_eq!(rx.recv().await.unwrap(), Some(Reason::RequestTimeout));
+        }
+        let text = String::from_utf8(metrics.render()).unwrap();
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        };
+        let lag = "mtls_probe_schedule_lag_seconds";
+        assert_eq!(value(&format!("{lag}_count")), 3.0);
+        assert_eq!(value(&format!("{lag}_bucket{{source=\"t\",le=\"0.1\"}}")), 1.0);
+        let sum = value(&format!("{lag}_sum"));
+        assert!(
+            (0.8..3.0).contains(&sum),
+            "the queued probes' lags add up to {sum} s, expected ≈ 0.3 + 0.6"
+        );
     }
 }
