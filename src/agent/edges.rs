@@ -545,9 +545,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::metrics::Metrics;
     use crate::clock::SystemClock;
     use crate::demo::peers::{self, Behavior, HttpBehavior, Response};
-    use crate::agent::metrics::Metrics;
     use crate::probe::Resolver;
 
     fn target(name: &str, addr: std::net::SocketAddr, every: &str) -> String {
@@ -693,10 +693,10 @@ mod tests {
         .unwrap();
         let mut toml = String::from("[agent]\nsource = \"t\"\njitter = 0\n");
         for i in 0..3 {
-            toml.push_str(&target(&format!("silent/{i}"), silent.addr(), "10s").replace(
-                "timeout = \"10s\"",
-                "timeout = \"300ms\"",
-            ));
+            toml.push_str(
+                &target(&format!("silent/{i}"), silent.addr(), "10s")
+                    .replace("timeout = \"10s\"", "timeout = \"300ms\""),
+            );
         }
         let config = crate::config::load_str(&toml, "t.toml", &Default::default()).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -736,7 +736,10 @@ mod tests {
         };
         let lag = "mtls_probe_schedule_lag_seconds";
         assert_eq!(value(&format!("{lag}_count")), 3.0);
-        assert_eq!(value(&format!("{lag}_bucket{{source=\"t\",le=\"0.1\"}}")), 1.0);
+        assert_eq!(
+            value(&format!("{lag}_bucket{{source=\"t\",le=\"0.1\"}}")),
+            1.0
+        );
         let sum = value(&format!("{lag}_sum"));
         assert!(
             (0.8..3.0).contains(&sum),

@@ -16,6 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor, UnixTime};
 use sha2::{Digest, Sha256};
 
 use super::spiffe::SpiffeId;
+use crate::tls::chain_cache::ChainCache;
 use crate::tls::peer::{CertSummary, hex};
 
 /// A problem with one of the identity files.
@@ -66,6 +67,8 @@ pub struct TrustBundle {
     anchors: Vec<TrustAnchor<'static>>,
     /// SHA-256 over the file content, to detect changes.
     pub content_sha256: [u8; 32],
+    /// Chain links verified against these roots; a new bundle starts empty.
+    chain_cache: ChainCache,
 }
 
 impl TrustBundle {
@@ -121,7 +124,20 @@ impl TrustBundle {
             roots,
             anchors,
             content_sha256,
+            chain_cache: ChainCache::default(),
         })
+    }
+
+    /// This bundle without a chain cache: every peer chain is verified in full (the
+    /// tests compare both).
+    pub fn without_chain_cache(mut self) -> Self {
+        self.chain_cache = ChainCache::new(false);
+        self
+    }
+
+    /// The chain links verified against this bundle.
+    pub fn chain_cache(&self) -> &ChainCache {
+        &self.chain_cache
     }
 
     /// The trust anchors, for webpki.

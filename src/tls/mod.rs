@@ -2,6 +2,7 @@
 //! per-probe capture of what happened during the handshake.
 
 pub mod capture;
+pub mod chain_cache;
 pub mod client;
 pub mod peer;
 pub mod verifier;

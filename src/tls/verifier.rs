@@ -20,6 +20,7 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::capture::record;
+use super::chain_cache::verify_server_chain;
 use super::peer::CertSummary;
 use crate::classify::cert::chain_failure;
 use crate::classify::{Failure, Reason};
@@ -82,20 +83,9 @@ impl PeerVerifier {
                 format!("the peer's leaf certificate is malformed: {e}"),
             )
         })?;
-        let path = ee
-            .verify_for_usage(
-                self.algs.all,
-                bundle.anchors(),
-                intermediates,
-                now,
-                webpki::KeyUsage::server_auth(),
-                None,
-                None,
-            )
+        // Through the bundle's cache of verified chain links (`super::chain_cache`).
+        let root = verify_server_chain(bundle, &ee, intermediates, now, self.algs.all)
             .map_err(|e| chain_failure(&e, end_entity, intermediates, bundle, now))?;
-        let root = bundle
-            .root_for_anchor(path.anchor())
-            .map(|r| r.sha256.clone());
         let summary = parse_leaf(end_entity)?;
         let verdict = check_summary(&self.expectation, &ee, &summary);
         *leaf = Some(summary);

@@ -21,7 +21,8 @@
 //! - `http_classify`: `classify_response` and `response_refusal`;
 //! - `serve`: `healthz_response`;
 //! - `tls_classify`: `handshake_failure` over io/rustls errors and alerts;
-//! - `cert_parse`: `CertSummary::parse` on arbitrary and mutated DER.
+//! - `cert_parse`: `CertSummary::parse` on arbitrary and mutated DER;
+//! - `chain_cache`: the peer verifier with and without its verified-chain cache.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,6 +31,7 @@
 )]
 
 mod cert_parse;
+mod chain_cache;
 mod config;
 mod fixture;
 mod http_classify;
