@@ -345,6 +345,9 @@ pub struct Scrape {
     pub attempts: f64,
     /// Of which failed.
     pub failures: f64,
+    /// `mtls_probe_chain_cache_total` by result: chains verified from the cache, in full.
+    pub chain_hits: f64,
+    pub chain_misses: f64,
     /// `mtls_probe_schedule_lag_seconds_bucket` cumulative counts by `le`.
     pub lag: Vec<(f64, f64)>,
     /// Series per target label value.
@@ -378,6 +381,11 @@ impl Scrape {
                         s.failures += value;
                     }
                 }
+                "mtls_probe_chain_cache_total" => match label(series, "result") {
+                    Some("hit") => s.chain_hits += value,
+                    Some("miss") => s.chain_misses += value,
+                    _ => {}
+                },
                 "mtls_probe_schedule_lag_seconds_bucket" => {
                     let le = label(series, "le")
                         .map_or(f64::INFINITY, |l| l.parse().unwrap_or(f64::INFINITY));

@@ -1,6 +1,10 @@
-//! The benchmark's PKI: one ECDSA P-256 root issuing the server's and the client's
-//! SPIFFE leaves (Istio's default shape: workload certificates straight from the
-//! mesh root), written as PEM files that the server, the bare loop and the agent read.
+//! The benchmark's PKI: an ECDSA P-256 root, an intermediate under it, and the server's
+//! and the client's SPIFFE leaves issued by the intermediate (Linkerd's shape: trust
+//! anchor → identity issuer → workload; Istio's with a plugged-in CA), written as PEM
+//! files that the server, the bare loop and the agent read. Each side presents its leaf
+//! and the intermediate; the trust bundle is the root alone, so every verifier checks
+//! two signatures per chain (the bare loop on every probe; the agent's verified-chain
+//! cache checks the intermediate once).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,10 +38,13 @@ pub struct Files {
 /// Generates the PKI into `dir`.
 pub fn generate(dir: &Path) -> Result<Files, String> {
     let root = Ca::root("bench root").map_err(|e| e.to_string())?;
-    let server = root
+    let issuer = root
+        .intermediate("bench issuer")
+        .map_err(|e| e.to_string())?;
+    let server = issuer
         .issue(&LeafSpec::spiffe(SERVER_ID).with_dns(SERVER_DNS))
         .map_err(|e| e.to_string())?;
-    let client = root
+    let client = issuer
         .issue(&LeafSpec::spiffe(CLIENT_ID))
         .map_err(|e| e.to_string())?;
     let files = Files {

@@ -24,6 +24,9 @@ pub struct Options {
     pub only: Vec<String>,
     /// Another agent binary to measure (`--agent PATH`, e.g. to compare two builds).
     pub agent: Option<PathBuf>,
+    /// A second agent binary measured in the same rounds of the CPU scenario
+    /// (`--baseline PATH`): before/after ratios against the same bare loop.
+    pub baseline: Option<PathBuf>,
 }
 
 impl Options {
@@ -41,16 +44,18 @@ impl Options {
             .and_then(|i| args.get(i + 1))
             .map(|s| s.split(',').map(str::to_owned).collect())
             .unwrap_or_default();
-        let agent = args
-            .iter()
-            .position(|a| a == "--agent")
-            .and_then(|i| args.get(i + 1))
-            .map(PathBuf::from);
+        let path_of = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(PathBuf::from)
+        };
         Self {
             quick,
             runs: runs.max(1),
             only,
-            agent,
+            agent: path_of("--agent"),
+            baseline: path_of("--baseline"),
         }
     }
 
@@ -270,6 +275,8 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let (mut bare_us, mut agent_us, mut ratio, mut bare_rate, mut agent_rate) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut bare_hwm, mut agent_hwm, mut agent_fail) = (0u64, 0u64, 0.0f64);
+    let (mut hits, mut misses) = (0.0f64, 0.0f64);
+    let (mut base_us, mut base_ratio) = (vec![], vec![]);
     for run in 0..ctx.opts.runs {
         // The bare loop: its own process on the client core.
         let out = Pinning::command(ctx.pin.client, ctx.exe.to_str().ok_or("exe")?)
@@ -309,7 +316,7 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
         bare_rate.push(probes / (wall_us / 1e6));
         bare_hwm = bare_hwm.max(get("hwm=") as u64);
 
-        // The agent: 500 edges at 1 s.
+        // The agent: 500 edges at 1 s (and the baseline build, if given, right after).
         let spec = Spec {
             edges: vec![Edges {
                 prefix: "cpu",
@@ -321,23 +328,39 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
             jitter: 0.1,
             max_concurrency: 256,
         };
-        let agent = start_agent(ctx, &spec, Duration::from_secs(30))?;
-        sleep_until(agent.spawned + warm);
-        let w = Window::measure(&agent, window)?;
-        agent_hwm = agent_hwm.max(procfs::peak_rss(agent.pid()).unwrap_or(0));
-        agent.stop(Duration::from_secs(5));
+        let config = spec.write(ctx.dir.path(), &ctx.files)?;
+        let measure = |bin: &Path| -> Result<(Window, u64), String> {
+            let agent = Agent::start(bin, &config, ctx.pin.client, Duration::from_secs(30))?;
+            sleep_until(agent.spawned + warm);
+            let w = Window::measure(&agent, window)?;
+            let hwm = procfs::peak_rss(agent.pid()).unwrap_or(0);
+            agent.stop(Duration::from_secs(5));
+            Ok((w, hwm))
+        };
+        let (w, hwm) = measure(&ctx.bin)?;
+        agent_hwm = agent_hwm.max(hwm);
         let a = w.cpu_us_per_probe();
         agent_us.push(a);
         agent_rate.push(w.rate());
         agent_fail += w.failures();
+        hits += w.b.chain_hits - w.a.chain_hits;
+        misses += w.b.chain_misses - w.a.chain_misses;
         ratio.push(a / b);
-        println!(
+        let mut line = format!(
             "  run {}: bare {b:.0} µs/probe at {:.0}/s, agent {a:.0} µs/probe at {:.0}/s, ratio {:.2}",
             run + 1,
             bare_rate.last().unwrap(),
             w.rate(),
             a / b
         );
+        if let Some(bin) = &ctx.opts.baseline {
+            let (w, _) = measure(bin)?;
+            let x = w.cpu_us_per_probe();
+            base_us.push(x);
+            base_ratio.push(x / b);
+            line.push_str(&format!(", baseline {x:.0} µs/probe, ratio {:.2}", x / b));
+        }
+        println!("{line}");
     }
     let us = |x: f64| format!("{x:.0} µs");
     let ps = |x: f64| format!("{x:.0}/s");
@@ -352,9 +375,20 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
         s,
         "agent / bare CPU per probe",
         r.show(|x| format!("{x:.2}×")),
-        "≤ 1.15×",
-        r.median <= 1.15,
+        "≤ 1.00×",
+        r.median <= 1.0,
     );
+    if !base_ratio.is_empty() {
+        table.info(
+            s,
+            "baseline build: CPU per probe | / bare",
+            format!(
+                "{} | {}",
+                Stats::of(&base_us).show(us),
+                Stats::of(&base_ratio).show(|x| format!("{x:.2}×"))
+            ),
+        );
+    }
     table.info(
         s,
         "probes/s bare | agent",
@@ -368,6 +402,15 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
         s,
         "agent failed probes in windows",
         format!("{agent_fail:.0}"),
+    );
+    table.info(
+        s,
+        "verified-chain cache hits in windows",
+        format!(
+            "{:.1}% ({hits:.0} of {:.0} chains)",
+            100.0 * hits / (hits + misses).max(1.0),
+            hits + misses
+        ),
     );
     table.info(
         s,
