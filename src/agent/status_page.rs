@@ -335,6 +335,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             http: None,
             origin,
+            fleet: Default::default(),
         })
     }
 

@@ -559,6 +559,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             http: None,
             origin: Origin::Configured,
+            fleet: Default::default(),
         })
     }
 
