@@ -249,6 +249,7 @@ fn rendering(c: &mut Criterion) {
         identity_problem: None,
         config_file: "/etc/mtls-prober/probes.toml".into(),
         config_problem: None,
+        fleet: None,
     };
     g.bench_function("status_page_10k_edges", |b| {
         b.iter(|| mtls_prober::agent::status_page::render(&agent, &set.views()))

@@ -174,7 +174,7 @@ pub(super) fn write_row(
     let indent = if child { " child" } else { "" };
     write!(out, "<tr class=\"edge {}{indent}\">", state.class())?;
     state_cell(out, edge, state, now)?;
-    target_cell(out, &edge.target, child)?;
+    target_cell(out, edge, child)?;
     address_cell(out, &edge.target, edge.last.as_deref())?;
     write!(
         out,
@@ -207,7 +207,8 @@ fn state_cell(out: &mut String, edge: &EdgeView, state: State, now: SystemTime) 
     out.write_str("</td>")
 }
 
-fn target_cell(out: &mut String, target: &Target, child: bool) -> fmt::Result {
+fn target_cell(out: &mut String, edge: &EdgeView, child: bool) -> fmt::Result {
+    let target = &edge.target;
     out.write_str("<td class=\"target\">")?;
     if child {
         // The CSS indent is invisible in a text browser; the glyph is not.
@@ -234,6 +235,7 @@ fn target_cell(out: &mut String, target: &Target, child: bool) -> fmt::Result {
         }
         (Origin::Configured, _) => {}
     }
+    super::fleet::write_edge(out, edge.fleet.as_ref())?;
     out.write_str("</td>")
 }
 

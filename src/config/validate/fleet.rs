@@ -75,7 +75,11 @@ impl Cx<'_> {
     }
 
     /// A `[[target]]`'s or `[[discover]]`'s `fleet`: `shared` (default) or `all`.
-    pub(super) fn fleet_scope(&self, key: &str, v: Option<&str>) -> Result<FleetScope, ConfigError> {
+    pub(super) fn fleet_scope(
+        &self,
+        key: &str,
+        v: Option<&str>,
+    ) -> Result<FleetScope, ConfigError> {
         match v.map(str::trim) {
             None | Some("shared") => Ok(FleetScope::Shared),
             Some("all") => Ok(FleetScope::All),

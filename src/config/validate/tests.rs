@@ -1439,7 +1439,10 @@ fn fleet_defaults_and_self_from_pod_ip() {
     let f = load_str(
         FLEET,
         "f.toml",
-        &env(&[("MTLS_PROBER_FLEET__SELF", "10.0.0.9"), ("POD_IP", "10.0.3.7")]),
+        &env(&[
+            ("MTLS_PROBER_FLEET__SELF", "10.0.0.9"),
+            ("POD_IP", "10.0.3.7"),
+        ]),
     )
     .unwrap()
     .fleet
@@ -1451,13 +1454,19 @@ fn fleet_defaults_and_self_from_pod_ip() {
 fn fleet_self_is_required_without_pod_ip() {
     let (key, problem) = err_of(FLEET);
     assert_eq!(key.as_deref(), Some("fleet.self"));
-    assert!(problem.contains("not set and $POD_IP is unset"), "{problem}");
+    assert!(
+        problem.contains("not set and $POD_IP is unset"),
+        "{problem}"
+    );
     let e = load_str(FLEET, "f.toml", &env(&[("POD_IP", "node-a")])).unwrap_err();
     assert_eq!(e.key.as_deref(), Some("fleet.self"));
     assert!(e.problem.starts_with("from $POD_IP: got \"node-a\""), "{e}");
     let (key, problem) = err_of("[fleet]\nself = \"10.0.0.1\"\n");
     assert_eq!(key.as_deref(), Some("fleet.peers"));
-    assert!(problem.starts_with("missing; expected the DNS name"), "{problem}");
+    assert!(
+        problem.starts_with("missing; expected the DNS name"),
+        "{problem}"
+    );
 }
 
 #[test]
