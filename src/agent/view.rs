@@ -75,6 +75,8 @@ pub struct EdgeFleet {
     /// The agents that probe it now, computed (not asked): the `k` of the assignment,
     /// this agent among them. `None` when every agent does (`all`, failing open).
     pub probers: Option<Vec<IpAddr>>,
+    /// The epoch of this assignment (`floor(unix time / rotate)`, 0 without rotation).
+    pub epoch: u64,
 }
 
 /// The agent-wide fleet facts (status page header, `AgentView`).
@@ -114,7 +116,7 @@ pub struct ApiEdge<'a> {
     pub report: ApiReport<'a>,
     /// `{"5m": 0.99, "30m": 1.0}`; `null` for a window without probes.
     pub success_ratio: serde_json::Map<String, serde_json::Value>,
-    /// With `[fleet]`: `{"share": "assigned"|"all"|"fail_open", "probers": [...]|null}`.
+    /// With `[fleet]`: `{"share": "assigned"|"all"|"fail_open", "probers": [...]|null, "epoch": n}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<&'a EdgeFleet>,
 }

@@ -258,7 +258,11 @@ fn describe(rule: &Rule, t: &Target) -> Option<EdgeFleet> {
         )),
         _ => None,
     };
-    Some(EdgeFleet { share, probers })
+    Some(EdgeFleet {
+        share,
+        probers,
+        epoch: *epoch,
+    })
 }
 
 /// Whether a candidate counts in `mtls_probe_fleet_assigned`.
