@@ -423,6 +423,7 @@ mod tests {
                 not_after_time: SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
             }),
             http: None,
+            far_side: None,
             at: String::new(),
         }
     }

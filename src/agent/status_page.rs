@@ -400,6 +400,7 @@ mod tests {
                 )
             }),
             http: None,
+            far_side: None,
             at: rfc3339(now() - Duration::from_secs(4)).to_string(),
         }
     }

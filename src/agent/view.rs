@@ -163,6 +163,8 @@ pub struct PendingEdge<'a> {
     /// Always `null`.
     pub http: Option<()>,
     /// Always `null`.
+    pub far_side: Option<()>,
+    /// Always `null`.
     pub at: Option<()>,
 }
 
@@ -186,6 +188,7 @@ impl EdgeView {
                 tls: None,
                 peer: None,
                 http: None,
+                far_side: None,
                 at: None,
             }),
         };

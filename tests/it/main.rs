@@ -9,6 +9,7 @@
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
 //! - `demo`: the demo mesh shows every failure class by name;
 //! - `faults`: a thousand failing edges, DNS failing under discovered edges;
+//! - `far_side`: how the probed agent's `[serve]` saw us, also through a proxy;
 //! - `fleet`: six agent processes share the matrix (SPEC §12): hand-over, return,
 //!   fail-open on DNS failure, rotation;
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
@@ -31,6 +32,7 @@ mod cli;
 mod common;
 mod demo;
 mod expect;
+mod far_side;
 mod faults;
 mod fleet;
 mod hostile;

@@ -108,6 +108,7 @@ fn marker(target: &str) -> ProbeReport {
         tls: None,
         peer: None,
         http: None,
+        far_side: None,
         at: String::new(),
     }
 }
