@@ -70,9 +70,19 @@ impl Tracker {
         self.peers == peers && self.me == me
     }
 
-    /// Whether the agent is still in its start-up wait (it polls faster then).
-    pub fn starting(&self) -> bool {
-        !self.shared
+    /// Whether the agent is still in its start-up wait at `now` (it polls faster then).
+    pub fn waiting(&self, now: Instant, refresh: Duration) -> bool {
+        !self.shared && now.saturating_duration_since(self.since) < refresh
+    }
+
+    /// Whether the agent has shared the matrix under this tracker.
+    pub fn has_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// No start-up wait (the agent has shared before, under another `peers` or `self`).
+    pub fn skip_startup_wait(&mut self) {
+        self.shared = true;
     }
 
     /// Takes the outcome of one lookup made at `now`.
@@ -96,7 +106,7 @@ impl Tracker {
 
     /// The state at `now`.
     pub fn state(&mut self, now: Instant, refresh: Duration) -> State {
-        let waiting = !self.shared && now.saturating_duration_since(self.since) < refresh;
+        let waiting = self.waiting(now, refresh);
         let grace = refresh * GRACE_REFRESHES;
         let state = match (&self.last, &self.problem) {
             (Some((at, members)), problem)

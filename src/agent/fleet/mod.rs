@@ -73,13 +73,17 @@ pub async fn run(
         };
         let t = match &mut tracker {
             Some(t) if t.follows(&cfg.peers, cfg.self_addr) => t,
-            _ => {
+            previous => {
+                // A reload that changed `peers` or `self` starts a new tracker; an agent
+                // that was already sharing does not wait again (it would drop its edges
+                // for the wait).
+                let shared = previous.as_ref().is_some_and(Tracker::has_shared);
                 next_lookup = Instant::now();
-                tracker.insert(Tracker::new(
-                    &cfg.peers,
-                    cfg.self_addr,
-                    Instant::now().into_std(),
-                ))
+                let mut t = Tracker::new(&cfg.peers, cfg.self_addr, Instant::now().into_std());
+                if shared {
+                    t.skip_startup_wait();
+                }
+                previous.insert(t)
             }
         };
         if Instant::now() >= next_lookup {
@@ -94,7 +98,7 @@ pub async fn run(
                     )),
                 };
             t.observe(Instant::now().into_std(), lookup);
-            let every = if t.starting() {
+            let every = if t.waiting(Instant::now().into_std(), cfg.refresh) {
                 STARTUP_POLL.min(cfg.refresh)
             } else {
                 cfg.refresh
