@@ -5,6 +5,10 @@
 //! Every expectation is computed with the library's pure `assign` (the same function
 //! the agents run), and every wait polls `/api/v1/edges` or `/metrics` against a
 //! deadline: the agents have no other signal for "the share moved".
+//!
+//! About 20 s with six processes and deadlines of a few hundred milliseconds: ignored
+//! in the parallel `cargo test`, run by CI's `--ignored --test-threads=1` step
+//! (`cargo test --test it fleet:: -- --ignored`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -215,6 +219,7 @@ fn every_target_held_k_times(held: &BTreeMap<IpAddr, BTreeSet<String>>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "six agent processes with tight deadlines: CI's --ignored step"]
 async fn six_agents_share_thirty_targets_hand_over_fail_open_and_rotate() {
     let dns = DnsServer::start().await.unwrap();
     // The resolver must see every change at once (no caching): refresh is the bound.
@@ -400,7 +405,7 @@ async fn six_agents_share_thirty_targets_hand_over_fail_open_and_rotate() {
     // 5. A short rotate (reloaded in place): the assignment moves at every epoch, each
     //    epoch's share is what `assign` says, and every pair an epoch assigns is probed.
     for &ip in &all {
-        fleet.write_config(ip, "1s");
+        fleet.write_config(ip, "2s");
     }
     for a in fleet.agents.values() {
         a.signal("HUP").await;
@@ -409,7 +414,7 @@ async fn six_agents_share_thirty_targets_hand_over_fail_open_and_rotate() {
     let mut seen: BTreeMap<u64, BTreeSet<IpAddr>> = BTreeMap::new();
     let mut probed: BTreeSet<(IpAddr, String)> = BTreeSet::new();
     let epochs_wanted = 2 * usize::from(AGENTS) / K;
-    let deadline = Instant::now() + PATIENCE + Duration::from_secs(epochs_wanted as u64);
+    let deadline = Instant::now() + PATIENCE + Duration::from_secs(2 * epochs_wanted as u64);
     loop {
         for (ip, a) in &fleet.agents {
             let s = snap(a).await;

@@ -10,8 +10,8 @@
 //! - `demo`: the demo mesh shows every failure class by name;
 //! - `faults`: a thousand failing edges, DNS failing under discovered edges;
 //! - `far_side`: how the probed agent's `[serve]` saw us, also through a proxy;
-//! - `fleet`: six agent processes share the matrix (SPEC §12): hand-over, return,
-//!   fail-open on DNS failure, rotation;
+//! - `fleet` (ignored; run by .ci/run): six agent processes share the matrix
+//!   (SPEC §12): hand-over, return, fail-open on DNS failure, rotation;
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::assign::{self, Item, Members};
+use super::assign::{self, Item};
 use super::membership::State;
 use crate::agent::edges::{EdgeSet, EdgeSink};
 use crate::agent::view::{EdgeFleet, EdgeView, FleetView, Share};
@@ -313,17 +313,6 @@ impl EdgeSink for Gate {
             g.assigned -= usize::from(counts(&c));
         }
         self.publish(&g);
-    }
-}
-
-/// The members of a rule, for tests and views.
-pub fn members(rule: &Rule) -> Option<&Members> {
-    match rule {
-        Rule::Fleet {
-            state: State::Sharing(m),
-            ..
-        } => Some(m),
-        _ => None,
     }
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::*;
 use crate::agent::edges::EdgeSetOptions;
-use crate::agent::fleet::assign::{self, Item};
+use crate::agent::fleet::assign::{self, Item, Members};
 use crate::agent::metrics::Metrics;
 use crate::clock::SystemClock;
 use crate::config::{self, Config};
