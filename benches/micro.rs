@@ -76,6 +76,7 @@ fn report(target: &str, ok: bool, serial: &str) -> ProbeReport {
             status: 200,
             server: Some("istio-envoy".into()),
         }),
+        far_side: None,
         at: "2026-11-23T10:00:00Z".into(),
     }
 }
@@ -249,6 +250,7 @@ fn rendering(c: &mut Criterion) {
         identity_problem: None,
         config_file: "/etc/mtls-prober/probes.toml".into(),
         config_problem: None,
+        fleet: None,
     };
     g.bench_function("status_page_10k_edges", |b| {
         b.iter(|| mtls_prober::agent::status_page::render(&agent, &set.views()))

@@ -42,8 +42,27 @@ pub struct ProbeReport {
     pub peer: Option<PeerInfo>,
     /// The HTTP response, once one was received.
     pub http: Option<HttpInfo>,
+    /// How the far side saw this connection, when the target answered in the `[serve]`
+    /// `/healthz` format (another agent); `null` otherwise.
+    pub far_side: Option<FarSide>,
     /// When the probe started, RFC 3339 UTC.
     pub at: String,
+}
+
+/// The far side's view of the probe's connection: the `[serve]` `/healthz` answer
+/// (SPEC §7) of the agent that was probed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FarSide {
+    /// The far agent's `source`.
+    pub source: String,
+    /// The far agent's own SPIFFE ID.
+    pub spiffe_id: Option<String>,
+    /// Our SPIFFE ID as its TLS verified it (`null`: it saw no client certificate).
+    pub peer_spiffe_id: Option<String>,
+    /// The `x-forwarded-client-cert` header it received (a sidecar in front of it).
+    pub xfcc: Option<String>,
+    /// The `l5d-client-id` header it received (a Linkerd proxy in front of it).
+    pub l5d_client_id: Option<String>,
 }
 
 /// Per-layer durations in milliseconds; `None` where the layer was not reached.
@@ -174,7 +193,21 @@ impl ProbeReport {
             let _ = writeln!(out, "     hint: {}", reason.hint());
             let _ = writeln!(out, "     runbook: {}", reason.runbook_anchor());
         } else if let (true, Some(detail)) = (self.ok, &self.detail) {
-            let _ = writeln!(out, "     refused as expected: {detail}");
+            if self.expect == Expect::Reject {
+                let _ = writeln!(out, "     refused as expected: {detail}");
+            } else {
+                let _ = writeln!(out, "     note: {detail}");
+            }
+        }
+        if let Some(f) = &self.far_side {
+            let _ = writeln!(
+                out,
+                "     far side: {} saw us as {}",
+                f.source,
+                f.peer_spiffe_id
+                    .as_deref()
+                    .unwrap_or("(no client certificate)")
+            );
         }
         out
     }

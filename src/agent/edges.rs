@@ -88,6 +88,36 @@ pub struct EdgeSet {
     tasks: Arc<Mutex<JoinSet<()>>>,
 }
 
+/// Where edges are added and removed: the [`EdgeSet`] itself, or the fleet's gate in
+/// front of it (which schedules only this agent's share). Config reloads and
+/// `[[discover]]` go through this, so there is one way to add or remove an edge.
+pub trait EdgeSink: Send + Sync + 'static {
+    /// Adds or updates an edge (see [`EdgeSet::upsert`]).
+    fn upsert(&self, target: Target, first_round: bool);
+    /// Removes an edge and its series (see [`EdgeSet::remove`]).
+    fn remove(&self, name: &str);
+}
+
+impl<T: EdgeSink + ?Sized> EdgeSink for Arc<T> {
+    fn upsert(&self, target: Target, first_round: bool) {
+        (**self).upsert(target, first_round);
+    }
+
+    fn remove(&self, name: &str) {
+        (**self).remove(name);
+    }
+}
+
+impl EdgeSink for EdgeSet {
+    fn upsert(&self, target: Target, first_round: bool) {
+        Self::upsert(self, target, first_round);
+    }
+
+    fn remove(&self, name: &str) {
+        Self::remove(self, name);
+    }
+}
+
 /// Settings of an [`EdgeSet`].
 pub struct EdgeSetOptions {
     /// The `source` label.
@@ -266,6 +296,7 @@ impl EdgeSet {
                     probes: st.probes,
                     passes: st.passes,
                     since: st.since,
+                    fleet: None,
                 }
             })
             .collect()

@@ -152,7 +152,7 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
             ),
         },
         "/api/v1/edges" => {
-            let views = state.edges.views();
+            let views = state.edge_views();
             let source = state.source.clone();
             let api: Vec<_> = views.iter().map(|v| v.api(&source)).collect();
             match serde_json::to_vec(&api) {
@@ -164,7 +164,7 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
             }
         }
         "/" => {
-            let views = state.edges.views();
+            let views = state.edge_views();
             let page = status_page::render(&state.agent_view(), &views);
             respond(
                 StatusCode::OK,

@@ -3,6 +3,7 @@
 
 pub mod discover;
 pub mod edges;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod reload;
@@ -21,13 +22,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
-use crate::config::{self, Config, Discover, Env};
+use crate::config::{self, Config, Discover, Env, FleetConfig};
 use crate::identity::Credentials;
 use crate::probe::{Prober, Resolver};
-use edges::{EdgeSet, EdgeSetOptions};
+use edges::{EdgeSet, EdgeSetOptions, EdgeSink};
+use fleet::Gate;
 use metrics::Metrics;
 use reload::{IdentityOutcome, IdentityReloader, content_digest, identity_paths};
-use view::AgentView;
+use view::{AgentView, EdgeView};
 
 /// How often the config file is checked for changes (SIGHUP reloads at once).
 pub const CONFIG_POLL: Duration = Duration::from_secs(2);
@@ -42,6 +44,9 @@ pub struct AgentState {
     pub metrics: Metrics,
     /// The scheduled edges.
     pub edges: EdgeSet,
+    /// The fleet's gate in front of `edges`: every edge is added and removed through it.
+    pub fleet: Arc<Gate>,
+    fleet_config: watch::Sender<Option<FleetConfig>>,
     creds: watch::Receiver<Arc<Credentials>>,
     config_file: PathBuf,
     current: Mutex<Config>,
@@ -62,6 +67,7 @@ impl AgentState {
                 return Err(format!("identity not loaded: {e}"));
             }
         }
+        self.fleet.readiness()?;
         if !self.edges.first_round_complete() {
             return Err("the first round of probes has not completed yet".into());
         }
@@ -99,7 +105,16 @@ impl AgentState {
             identity_problem: problem,
             config_file: self.config_file.display().to_string(),
             config_problem: lock(&self.config_problem).clone(),
+            fleet: self.fleet.view(),
         }
+    }
+
+    /// Snapshots of every edge with the fleet's facts (why this agent probes it, who
+    /// else does), for the API and the status page.
+    pub fn edge_views(&self) -> Vec<EdgeView> {
+        let mut views = self.edges.views();
+        self.fleet.annotate(&mut views);
+        views
     }
 }
 
@@ -172,9 +187,14 @@ impl Agent {
             observer: None,
             log_transitions: true,
         });
+        let gate = Arc::new(Gate::new(
+            edges.clone(),
+            fleet::initial_rule(config.fleet.as_ref(), opts.clock.as_ref()),
+        ));
         for t in &config.targets {
-            edges.upsert(t.clone(), true);
+            gate.upsert(t.clone(), true);
         }
+        let (fleet_config, fleet_config_rx) = watch::channel(config.fleet.clone());
         let max_timeout = config
             .targets
             .iter()
@@ -186,6 +206,8 @@ impl Agent {
             started: opts.clock.now(),
             metrics: metrics.clone(),
             edges: edges.clone(),
+            fleet: gate.clone(),
+            fleet_config,
             creds: creds_rx.clone(),
             config_file: opts.config_path.clone(),
             current: Mutex::new(config.clone()),
@@ -194,12 +216,19 @@ impl Agent {
             clock: opts.clock.clone(),
         });
         let discovers = Discovers::new(
-            edges.clone(),
-            resolver,
+            gate.clone(),
+            resolver.clone(),
             shutdown_rx.clone(),
             metrics.clone(),
         );
         discovers.sync(&config.discover);
+        tokio::spawn(fleet::run(
+            gate,
+            fleet_config_rx,
+            resolver,
+            opts.clock.clone(),
+            shutdown_rx.clone(),
+        ));
 
         tokio::spawn(http::serve(listener, state.clone(), shutdown_rx.clone()));
         if let (Some(l), Some(s)) = (serve_listener, &config.serve) {
@@ -292,7 +321,7 @@ fn log_identity(creds: &Credentials, configured: bool) {
 
 /// The running `[[discover]]` tasks, by name.
 struct Discovers {
-    edges: EdgeSet,
+    edges: Arc<Gate>,
     resolver: Resolver,
     shutdown: watch::Receiver<bool>,
     metrics: Metrics,
@@ -301,7 +330,7 @@ struct Discovers {
 
 impl Discovers {
     fn new(
-        edges: EdgeSet,
+        edges: Arc<Gate>,
         resolver: Resolver,
         shutdown: watch::Receiver<bool>,
         metrics: Metrics,
@@ -498,13 +527,16 @@ fn apply(state: &AgentState, discovers: &Discovers, new: Config, identity_change
         new.targets.iter().map(|t| t.name.as_str()).collect();
     for old in &current.targets {
         if !wanted.contains(old.name.as_str()) {
-            state.edges.remove(&old.name);
+            state.fleet.remove(&old.name);
         }
     }
     for t in &new.targets {
-        state.edges.upsert(t.clone(), false);
+        state.fleet.upsert(t.clone(), false);
     }
     discovers.sync(&new.discover);
+    if current.fleet != new.fleet {
+        state.fleet_config.send_replace(new.fleet.clone());
+    }
     let identity_moved = current.identity != new.identity;
     // Settings that need a restart keep their running values.
     let mut next = new;

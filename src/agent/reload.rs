@@ -209,6 +209,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             http: None,
             origin: Origin::Configured,
+            fleet: Default::default(),
         });
         let prepared = prober.prepare(target.clone(), &rx.borrow());
         let r = prober.run(&prepared, "node").await;

@@ -10,6 +10,7 @@
 //! [`html::esc`], which escapes `& < > " '` and bounds the length; the page's own
 //! literals are the only raw markup.
 
+mod fleet;
 mod html;
 mod row;
 
@@ -171,6 +172,7 @@ fn write_facts(out: &mut String, agent: &AgentView, now: SystemTime) -> fmt::Res
         )?,
     }
     write_identity(out, agent, now)?;
+    fleet::write_facts(out, agent.fleet.as_ref(), now)?;
     write!(
         out,
         "<dt>Config</dt><dd>{}",
@@ -335,6 +337,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             http: None,
             origin,
+            fleet: Default::default(),
         })
     }
 
@@ -397,6 +400,7 @@ mod tests {
                 )
             }),
             http: None,
+            far_side: None,
             at: rfc3339(now() - Duration::from_secs(4)).to_string(),
         }
     }
@@ -413,6 +417,7 @@ mod tests {
             probes: 120,
             passes: 119,
             since: Some(now() - Duration::from_secs(180)),
+            fleet: None,
         }
     }
 
@@ -457,6 +462,7 @@ mod tests {
             identity_problem: None,
             config_file: "/etc/mtls-prober/probes.toml".into(),
             config_problem: None,
+            fleet: None,
         }
     }
 

@@ -24,14 +24,14 @@ pub use error::ConfigError;
 
 use crate::identity::spiffe::{SpiffeId, TrustDomain};
 
-/// The environment variables the loader may read: `MTLS_PROBER_*` overrides and
-/// `NODE_NAME`. Passed in explicitly so tests never touch the process environment.
+/// The environment variables the loader may read: `MTLS_PROBER_*` overrides,
+/// `NODE_NAME` and `POD_IP`. Passed in explicitly so tests never touch the process environment.
 pub type Env = BTreeMap<String, String>;
 
 /// Reads the process environment into an [`Env`] (only the variables the loader uses).
 pub fn process_env() -> Env {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("MTLS_PROBER_") || k == "NODE_NAME")
+        .filter(|(k, _)| k.starts_with("MTLS_PROBER_") || k == "NODE_NAME" || k == "POD_IP")
         .collect()
 }
 
@@ -67,6 +67,8 @@ pub struct Config {
     /// defined (for `check`; the targets themselves are in [`Config::targets`]).
     #[serde(skip)]
     pub included: Vec<IncludedFile>,
+    /// `[fleet]`: when set, this agent probes only its share of the matrix (SPEC §12).
+    pub fleet: Option<FleetConfig>,
 }
 
 /// A file pulled in by `[agent] include`.
@@ -374,6 +376,8 @@ pub struct Target {
     pub http: Option<HttpCheck>,
     /// Where this edge came from.
     pub origin: Origin,
+    /// Whether the fleet shares this edge out or every agent probes it (`fleet`).
+    pub fleet: FleetScope,
 }
 
 /// `[[discover]]`: edges created from the addresses of a DNS name.
@@ -405,6 +409,46 @@ impl Discover {
             of: self.name.clone(),
         };
         t
+    }
+}
+
+/// `[fleet]`: the agents of a DaemonSet share the matrix by rendezvous hashing over the
+/// addresses of `peers` (SPEC §12).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetConfig {
+    /// The DNS name that lists every agent (the headless Service).
+    pub peers: String,
+    /// This agent's address in that list (`self`, default `$POD_IP`).
+    #[serde(rename = "self")]
+    pub self_addr: std::net::IpAddr,
+    /// k: how many agents probe each shared target.
+    pub probers_per_target: usize,
+    /// Assignments move every period; zero = never.
+    #[serde(with = "humantime_serde_compat")]
+    pub rotate: Duration,
+    /// How often `peers` is resolved again.
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh: Duration,
+}
+
+/// A target's (or discover's) `fleet` key.
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FleetScope {
+    /// Probed by `probers_per_target` agents of the fleet (the default).
+    #[default]
+    Shared,
+    /// Probed by every agent, e.g. a node-local path that must be seen from everywhere.
+    All,
+}
+
+impl FleetScope {
+    /// The config/JSON spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::All => "all",
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub target: Option<Vec<RawTarget>>,
     /// `[[discover]]`: edges created from the addresses of a DNS name.
     pub discover: Option<Vec<RawDiscover>>,
+    /// `[fleet]`: the agents share the matrix (SPEC §12).
+    pub fleet: Option<RawFleet>,
 }
 
 /// `[agent]`.
@@ -129,6 +131,9 @@ pub struct RawTarget {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `fleet`: `shared` (probed by `probers_per_target` agents of the fleet) or `all`
+    /// (by every agent); default `shared`. Without `[fleet]` every agent probes all.
+    pub fleet: Option<String>,
 }
 
 impl RawTarget {
@@ -146,6 +151,7 @@ impl RawTarget {
             interval: self.interval.take(),
             timeout: self.timeout.take(),
             http: self.http.take(),
+            fleet: self.fleet.take(),
         }
     }
 }
@@ -177,6 +183,8 @@ pub struct RawProbe {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `fleet`: `shared` or `all`; default `shared`.
+    pub fleet: Option<String>,
 }
 
 /// `[target.http]` (also `[discover.http]`).
@@ -232,6 +240,9 @@ pub struct RawDiscover {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `fleet`: `shared` (each discovered address probed by `probers_per_target`
+    /// agents) or `all` (by every agent: the full mesh); default `shared`.
+    pub fleet: Option<String>,
 }
 
 impl RawDiscover {
@@ -249,8 +260,27 @@ impl RawDiscover {
             interval: self.interval.take(),
             timeout: self.timeout.take(),
             http: self.http.take(),
+            fleet: self.fleet.take(),
         }
     }
+}
+
+/// `[fleet]`: agents share the matrix by rendezvous hashing over a DNS name's
+/// addresses (SPEC §12).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([fleet])")]
+pub struct RawFleet {
+    /// `peers`: the DNS name listing every agent (a headless Service). Required.
+    pub peers: Option<String>,
+    /// `self`: this agent's address in that list; default `$POD_IP`.
+    #[serde(rename = "self")]
+    pub self_addr: Option<String>,
+    /// `probers_per_target`: k, the agents that probe each target; default 3.
+    pub probers_per_target: Option<String>,
+    /// `rotate`: assignments move every period; `"0s"` = never; default `1h`.
+    pub rotate: Option<String>,
+    /// `refresh`: how often `peers` is resolved again; default `30s`.
+    pub refresh: Option<String>,
 }
 
 /// The environment variable prefix (followed by `_`): `MTLS_PROBER_AGENT__LISTEN`.

@@ -6,6 +6,7 @@
 //! [`Prober::run`] is the per-probe hot path and returns a [`ProbeReport`] — data only.
 
 mod expect;
+pub mod far_side;
 mod request;
 pub mod resolve;
 
@@ -81,6 +82,8 @@ enum Setup {
         server_name: ServerName<'static>,
         /// Our certificate's `not_after` (mtls), checked before every probe.
         identity_not_after: Option<SystemTime>,
+        /// Our SPIFFE ID (mtls), to compare with how the far side saw us.
+        own_spiffe_id: Option<String>,
         bundle: Option<Arc<TrustBundle>>,
     },
     Unavailable(Failure),
@@ -155,6 +158,10 @@ impl Prober {
                 ));
             }
         };
+        let own_spiffe_id = match (target.mode, &creds.client) {
+            (Mode::Mtls, Ok(id)) => id.spiffe_id.as_ref().map(ToString::to_string),
+            _ => None,
+        };
         let (key, identity_not_after) = match (target.mode, &creds.client) {
             (Mode::Mtls, Ok(id)) => (Some(id.certified_key.clone()), Some(id.leaf.not_after)),
             (Mode::Mtls, Err(e)) => {
@@ -194,6 +201,7 @@ impl Prober {
                 config,
                 server_name,
                 identity_not_after,
+                own_spiffe_id,
                 bundle,
             };
         }
@@ -210,6 +218,7 @@ impl Prober {
                 config,
                 server_name,
                 identity_not_after,
+                own_spiffe_id,
                 bundle,
             },
             Err(e) => Setup::Unavailable(Failure::new(
@@ -240,6 +249,7 @@ impl Prober {
                 tls: None,
                 peer: None,
                 http: None,
+                far_side: None,
                 at: rfc3339(self.clock.now()),
             },
             started,
@@ -257,6 +267,21 @@ impl Prober {
             run.report.detail = Some(f.detail);
         } else {
             run.report.detail = detail;
+        }
+        let ours = match &prepared.setup {
+            Setup::Tls { own_spiffe_id, .. } => own_spiffe_id.as_deref(),
+            _ => None,
+        };
+        if let Some(note) = run
+            .report
+            .far_side
+            .as_ref()
+            .and_then(|f| far_side::note(f, ours))
+        {
+            run.report.detail = Some(match run.report.detail.take() {
+                Some(d) => format!("{d}; {note}"),
+                None => note,
+            });
         }
         run.report
     }
@@ -559,6 +584,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             http: None,
             origin: Origin::Configured,
+            fleet: Default::default(),
         })
     }
 

@@ -9,6 +9,9 @@
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
 //! - `demo`: the demo mesh shows every failure class by name;
 //! - `faults`: a thousand failing edges, DNS failing under discovered edges;
+//! - `far_side`: how the probed agent's `[serve]` saw us, also through a proxy;
+//! - `fleet` (ignored; run by .ci/run): six agent processes share the matrix
+//!   (SPEC §12): hand-over, return, fail-open on DNS failure, rotation;
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
@@ -30,7 +33,9 @@ mod cli;
 mod common;
 mod demo;
 mod expect;
+mod far_side;
 mod faults;
+mod fleet;
 mod hostile;
 mod identity;
 mod include;

@@ -8,7 +8,7 @@ use super::html::{Esc, Expiry, Percent, Relative, Span, esc};
 use crate::agent::view::EdgeView;
 use crate::classify::Reason;
 use crate::config::{Expect, Origin, Target};
-use crate::report::ProbeReport;
+use crate::report::{FarSide, ProbeReport};
 use crate::tls::peer::PeerInfo;
 
 /// Display bounds, in bytes. Config-derived text is bounded too: a discovered name or a
@@ -174,7 +174,7 @@ pub(super) fn write_row(
     let indent = if child { " child" } else { "" };
     write!(out, "<tr class=\"edge {}{indent}\">", state.class())?;
     state_cell(out, edge, state, now)?;
-    target_cell(out, &edge.target, child)?;
+    target_cell(out, edge, child)?;
     address_cell(out, &edge.target, edge.last.as_deref())?;
     write!(
         out,
@@ -185,7 +185,8 @@ pub(super) fn write_row(
     )?;
     failure_cells(out, edge.last.as_deref(), state)?;
     let peer = edge.last.as_deref().and_then(|r| r.peer.as_ref());
-    peer_cells(out, peer, now)?;
+    let far = edge.last.as_deref().and_then(|r| r.far_side.as_ref());
+    peer_cells(out, peer, far, now)?;
     tls_cell(out, edge.last.as_deref())?;
     ratio_cell(out, &edge.success_ratio)?;
     write!(
@@ -207,7 +208,8 @@ fn state_cell(out: &mut String, edge: &EdgeView, state: State, now: SystemTime) 
     out.write_str("</td>")
 }
 
-fn target_cell(out: &mut String, target: &Target, child: bool) -> fmt::Result {
+fn target_cell(out: &mut String, edge: &EdgeView, child: bool) -> fmt::Result {
+    let target = &edge.target;
     out.write_str("<td class=\"target\">")?;
     if child {
         // The CSS indent is invisible in a text browser; the glyph is not.
@@ -234,6 +236,7 @@ fn target_cell(out: &mut String, target: &Target, child: bool) -> fmt::Result {
         }
         (Origin::Configured, _) => {}
     }
+    super::fleet::write_edge(out, edge.fleet.as_ref())?;
     out.write_str("</td>")
 }
 
@@ -280,9 +283,16 @@ fn failure_cells(out: &mut String, last: Option<&ProbeReport>, state: State) -> 
 }
 
 /// Peer SPIFFE ID (issuer and serial on hover) and leaf expiry.
-fn peer_cells(out: &mut String, peer: Option<&PeerInfo>, now: SystemTime) -> fmt::Result {
+fn peer_cells(
+    out: &mut String,
+    peer: Option<&PeerInfo>,
+    far: Option<&FarSide>,
+    now: SystemTime,
+) -> fmt::Result {
     let Some(p) = peer else {
-        return out.write_str("<td class=\"id\"></td><td class=\"expiry\"></td>");
+        out.write_str("<td class=\"id\">")?;
+        write_far_side(out, far)?;
+        return out.write_str("</td><td class=\"expiry\"></td>");
     };
     write!(
         out,
@@ -295,6 +305,7 @@ fn peer_cells(out: &mut String, peer: Option<&PeerInfo>, now: SystemTime) -> fmt
         (None, Some(dns)) => write!(out, "<i>no SPIFFE ID</i><br>DNS {}", esc(dns, MAX_ID))?,
         (None, None) => out.write_str("<i>no SPIFFE ID</i>")?,
     }
+    write_far_side(out, far)?;
     let expiry = Expiry::of(p.not_after_time, now);
     write!(
         out,
@@ -304,6 +315,20 @@ fn peer_cells(out: &mut String, peer: Option<&PeerInfo>, now: SystemTime) -> fmt
     )?;
     expiry.write_relative(out, p.not_after_time, now)?;
     out.write_str("</small></td>")
+}
+
+/// How the far side (an agent's `[serve]`) saw us, under the peer's identity.
+fn write_far_side(out: &mut String, far: Option<&FarSide>) -> fmt::Result {
+    let Some(f) = far else {
+        return Ok(());
+    };
+    let seen = crate::probe::far_side::seen_identity(f);
+    write!(
+        out,
+        "<br><small>far side {} saw us as {}</small>",
+        esc(&f.source, MAX_NAME),
+        esc(seen.as_deref().unwrap_or("no client identity"), MAX_ID)
+    )
 }
 
 /// Negotiated TLS version and ALPN (cipher on hover), and the HTTP status if any.

@@ -16,14 +16,16 @@ use crate::identity::spiffe::{SpiffeError, SpiffeId, TrustDomain};
 
 use super::error::EnvKeys;
 use super::raw::{
-    self, RawAgent, RawConfig, RawDiscover, RawHttp, RawIdentity, RawProbe, RawServe, RawTarget,
+    self, RawAgent, RawConfig, RawDiscover, RawFleet, RawHttp, RawIdentity, RawProbe, RawServe,
+    RawTarget,
 };
 use super::{
-    AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, HostPort, HttpCheck,
-    IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig, StatusSet, Target,
-    TlsVersion,
+    AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, FleetConfig, FleetScope,
+    HostPort, HttpCheck, IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig,
+    StatusSet, Target, TlsVersion,
 };
 
+mod fleet;
 mod probe;
 mod sections;
 #[cfg(test)]
@@ -154,6 +156,7 @@ impl Cx<'_> {
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let agent = self.agent(raw.agent.unwrap_or_default())?;
+        let fleet = raw.fleet.map(|f| self.fleet(f, &agent)).transpose()?;
         let identity = raw.identity.map(|i| self.identity(i)).transpose()?;
         let serve = raw.serve.map(|s| self.serve(s)).transpose()?;
         let defaults = Defaults {
@@ -284,6 +287,7 @@ impl Cx<'_> {
             targets,
             discover,
             included,
+            fleet,
         })
     }
 
@@ -372,6 +376,8 @@ fn strict_companion(target: &Target) -> Target {
         origin: Origin::StrictCompanion {
             of: target.name.clone(),
         },
+        // A companion moves with its target: the same agents probe both.
+        fleet: target.fleet,
     }
 }
 

@@ -201,6 +201,8 @@ impl Cx<'_> {
             (None, None) => PeerExpectation::DnsName(server_name.clone()),
         };
 
+        let fleet = self.fleet_scope(&key("fleet"), raw.fleet.as_deref())?;
+
         let http = match raw.http {
             Some(h) => Some(self.http(&key("http"), h)?),
             None => None,
@@ -257,6 +259,7 @@ impl Cx<'_> {
             timeout,
             http,
             origin,
+            fleet,
         })
     }
 

@@ -106,6 +106,7 @@ pub fn target(addr: std::net::SocketAddr, mode: Mode) -> Target {
         timeout: Duration::from_secs(3),
         http: None,
         origin: Origin::Configured,
+        fleet: Default::default(),
     }
 }
 
