@@ -54,8 +54,8 @@ fn report(target: &str, ok: bool, serial: &str) -> ProbeReport {
             total: 1.8,
         },
         tls: Some(TlsInfo {
-            version: "TLSv1_3",
-            cipher: "TLS13_AES_128_GCM_SHA256",
+            version: "TLS 1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
             alpn: Some("http/1.1".into()),
         }),
         peer: Some(PeerInfo {

@@ -330,6 +330,7 @@ mod tests {
             server_name: "api.production.svc.cluster.local".into(),
             alpn: vec!["h2".into()],
             tls_versions: vec![TlsVersion::V1_3],
+            ca: None,
             verify_strict: false,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
@@ -386,8 +387,8 @@ mod tests {
                 ..Timings::default()
             },
             tls: (t.mode != Mode::Plaintext).then(|| TlsInfo {
-                version: "TLSv1_3",
-                cipher: "TLS13_AES_128_GCM_SHA256",
+                version: "TLS 1.3",
+                cipher: "TLS_AES_128_GCM_SHA256",
                 alpn: Some("h2".into()),
             }),
             peer: (t.mode != Mode::Plaintext).then(|| {

@@ -58,6 +58,13 @@ pub struct RawAgent {
     /// `dns_servers`: resolvers to use instead of the system's, `"ip"` or `"ip:port"`;
     /// default none (system configuration). An extension of the spec's schema.
     pub dns_servers: Option<Vec<String>>,
+    /// `runbook_base_url`: where runbook links point, e.g.
+    /// `"https://wiki.example.com/mtls-prober/runbook"`; the reason is appended as
+    /// `#reason`. Default: the agent's own `/docs/runbook`.
+    pub runbook_base_url: Option<String>,
+    /// `cert_expiry_warn_floor`: the status page warns about a certificate when less
+    /// than a third of its lifetime is left, or less than this; default `1h`.
+    pub cert_expiry_warn_floor: Option<String>,
 }
 
 /// `[identity]`.
@@ -118,6 +125,9 @@ pub struct RawTarget {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -139,6 +149,7 @@ impl RawTarget {
             server_name: self.server_name.take(),
             alpn: self.alpn.take(),
             tls_versions: self.tls_versions.take(),
+            ca: self.ca.take(),
             verify_strict: self.verify_strict.take(),
             interval: self.interval.take(),
             timeout: self.timeout.take(),
@@ -166,6 +177,9 @@ pub struct RawProbe {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -221,6 +235,9 @@ pub struct RawDiscover {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -242,6 +259,7 @@ impl RawDiscover {
             server_name: self.server_name.take(),
             alpn: self.alpn.take(),
             tls_versions: self.tls_versions.take(),
+            ca: self.ca.take(),
             verify_strict: self.verify_strict.take(),
             interval: self.interval.take(),
             timeout: self.timeout.take(),

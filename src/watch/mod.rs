@@ -6,6 +6,7 @@
 //! plain line per edge state change and a periodic one-line summary, with no cursor
 //! control codes.
 
+pub mod junit;
 pub mod report;
 pub mod stats;
 
