@@ -34,7 +34,10 @@ pub fn resolve_failure(host: &str, err: &hickory_resolver::net::NetError) -> Fai
             Reason::DnsError,
             format!("resolving {host} failed: cannot reach the DNS server ({e})"),
         ),
-        other => Failure::new(Reason::DnsError, format!("resolving {host} failed: {other}")),
+        other => Failure::new(
+            Reason::DnsError,
+            format!("resolving {host} failed: {other}"),
+        ),
     }
 }
 

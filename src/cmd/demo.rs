@@ -83,7 +83,10 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, CmdError> {
     println!();
     print_services(&mesh);
     println!();
-    println!("{}", first_round_line(&mesh, agent.state(), started.elapsed()));
+    println!(
+        "{}",
+        first_round_line(&mesh, agent.state(), started.elapsed())
+    );
     let addr = agent.addr();
     println!();
     println!("The agent keeps probing them. Look at:");
@@ -109,11 +112,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode, CmdError> {
 }
 
 /// "first round: 32 edges in 1.2 s: 9 pass, 23 fail, each as the demo intends".
-fn first_round_line(
-    mesh: &DemoMesh,
-    state: &crate::agent::AgentState,
-    took: Duration,
-) -> String {
+fn first_round_line(mesh: &DemoMesh, state: &crate::agent::AgentState, took: Duration) -> String {
     let views = state.edges.views();
     let (mut pass, mut fail, mut pending) = (0, 0, 0);
     let mut surprises = Vec::new();

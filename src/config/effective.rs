@@ -174,11 +174,7 @@ fn http_table(h: &HttpCheck) -> Table {
                 .collect(),
         ),
     );
-    let headers: Table = h
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), s(v)))
-        .collect();
+    let headers: Table = h.headers.iter().map(|(k, v)| (k.clone(), s(v))).collect();
     t.insert("headers".into(), Value::Table(headers));
     t.insert("max_body_bytes".into(), int(h.max_body_bytes));
     t

@@ -32,8 +32,8 @@ use crate::identity::load::{TrustBundle, rfc3339};
 use crate::report::{ProbeReport, Timings, TlsInfo};
 use crate::tls::capture::{CaptureSlot, Sniff};
 use crate::tls::client::client_config;
-use crate::tls::trust::AnchorCache;
 use crate::tls::peer::PeerInfo;
+use crate::tls::trust::AnchorCache;
 use crate::tls::words::{cipher_name, version_name};
 pub use resolve::Resolver;
 

@@ -71,9 +71,7 @@ pub fn webpki_words(err: &webpki::Error) -> String {
         }
         E::UnsupportedCertVersion => "a certificate is not X.509 version 3",
         E::UnsupportedCriticalExtension => "a certificate has an unsupported critical extension",
-        E::MalformedExtensions | E::ExtensionValueInvalid => {
-            "a certificate extension is malformed"
-        }
+        E::MalformedExtensions | E::ExtensionValueInvalid => "a certificate extension is malformed",
         other => return format!("the chain fails verification ({other:?})"),
     };
     words.to_owned()

@@ -45,7 +45,8 @@ pub fn render(report: &WatchReport) -> Result<String, String> {
     let mut doc = Report::new("mtls-prober watch");
     doc.set_time(Duration::from_secs_f64(report.watched_seconds.max(0.0)));
     doc.add_test_suite(suite);
-    doc.to_string().map_err(|e| format!("encoding the JUnit report: {e}"))
+    doc.to_string()
+        .map_err(|e| format!("encoding the JUnit report: {e}"))
 }
 
 fn edge_case(report: &WatchReport, e: &EdgeReport) -> TestCase {
@@ -62,12 +63,12 @@ fn edge_case(report: &WatchReport, e: &EdgeReport) -> TestCase {
                     .set_type(format!("{}/{}", f.stage, f.reason));
             }
             None => {
-                status.set_message("no probe completed").set_type("no_probe");
+                status
+                    .set_message("no probe completed")
+                    .set_type("no_probe");
             }
         }
-        let mut text = s
-            .gate_failure(report.min_success_ratio)
-            .unwrap_or_default();
+        let mut text = s.gate_failure(report.min_success_ratio).unwrap_or_default();
         for f in &s.failures {
             text.push_str(&format!(
                 "\n{}/{} ×{}\n  first {}: {}\n  last  {}: {}\n  runbook: docs/runbook.md#{}",

@@ -12,8 +12,10 @@
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
+//! - `messages`: what people read: each message of issue 15, as the binary prints it;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
+//! - `terminal`: the watch view in tmux at 80×24;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `secrets`: no form of the private key in any output, on every key error path.
 #![allow(
@@ -33,9 +35,11 @@ mod faults;
 mod hostile;
 mod identity;
 mod load;
+mod messages;
 mod net;
 mod request;
 mod secrets;
+mod terminal;
 mod third_party;
 mod tls;
 mod watch;

@@ -231,7 +231,9 @@ fn parse_base_url(s: &str) -> Result<String, String> {
     let ok = (t.starts_with("https://") || t.starts_with("http://"))
         && t.len() > "https://".len()
         && !t.contains('#')
-        && !t.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<');
+        && !t
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<');
     if ok {
         Ok(t.to_owned())
     } else {
