@@ -249,6 +249,9 @@ fn rendering(c: &mut Criterion) {
         identity_problem: None,
         config_file: "/etc/mtls-prober/probes.toml".into(),
         config_problem: None,
+        identity_not_before: None,
+        runbook_base_url: None,
+        cert_expiry_warn_floor: Duration::from_secs(3600),
     };
     g.bench_function("status_page_10k_edges", |b| {
         b.iter(|| mtls_prober::agent::status_page::render(&agent, &set.views()))

@@ -13,6 +13,7 @@
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
 //! - `messages`: what people read: each message of issue 15, as the binary prints it;
+//! - `browser`: the status page in headless chromium at 1400 and 420 px;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `terminal`: the watch view in tmux at 80×24;
@@ -26,6 +27,7 @@
 )]
 
 mod agent;
+mod browser;
 mod certificate;
 mod cli;
 mod common;

@@ -219,7 +219,7 @@ async fn usage_and_config_errors_exit_2() {
     let path = config(&pki, "");
     let o = watch(&path, &["--report", "out.txt"]).await;
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(".json or .md"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(".json, .md or .xml"));
     let o = watch(
         std::path::Path::new("tests/data/config/bad/bad-mode.toml"),
         &[],
