@@ -8,6 +8,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::{Failure, Reason};
 use crate::identity::load::{TrustBundle, rfc3339};
 use crate::tls::peer::CertSummary;
+use crate::tls::trust::SYSTEM_ROOTS;
 use crate::tls::words::webpki_words;
 
 /// Maps a webpki path-building error over the peer's chain to a failure.
@@ -67,8 +68,12 @@ pub fn chain_failure(
                 Reason::CertUntrusted,
                 format!(
                     "the chain does not reach the trust bundle: its issuer \"{issuer}\" is not \
-                     among the roots of {} ({})",
-                    bundle.file.display(),
+                     among {} ({})",
+                    if bundle.file == std::path::Path::new(SYSTEM_ROOTS) {
+                        SYSTEM_ROOTS.to_owned()
+                    } else {
+                        format!("the roots of {}", bundle.file.display())
+                    },
                     quote_list(&bundle.subjects())
                 ),
             )

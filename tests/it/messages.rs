@@ -356,3 +356,52 @@ async fn demo_watch_exits_with_the_gate_and_refuses_listen() {
     assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
     assert!(out(&o).contains("FAIL — "), "{}", out(&o));
 }
+
+/// Was: docs/deploy.md said 20m/32Mi, 200m/128Mi "placeholders" while the DaemonSet
+/// carried measured 25m/32Mi, 500m/160Mi.
+#[test]
+fn sizing_in_the_docs_matches_the_manifests() {
+    fn resources(yaml: &str) -> [String; 4] {
+        let lines: Vec<&str> = yaml.lines().map(str::trim).collect();
+        let after = |key: &str, field: &str| {
+            let at = lines.iter().position(|l| *l == key).unwrap();
+            lines[at..]
+                .iter()
+                .find_map(|l| l.strip_prefix(field))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        [
+            after("requests:", "cpu:"),
+            after("limits:", "cpu:"),
+            after("requests:", "memory:"),
+            after("limits:", "memory:"),
+        ]
+    }
+    let ds = resources(&std::fs::read_to_string("deploy/base/daemonset.yaml").unwrap());
+    let job = resources(&std::fs::read_to_string("deploy/watch/base/job.yaml").unwrap());
+    assert_eq!(ds, job, "the watch Job runs the same probes as the agent");
+    let docs = std::fs::read_to_string("docs/deploy.md").unwrap();
+    let sizing = &docs[docs.find("## Sizing").unwrap()..];
+    assert!(
+        sizing.contains(&format!("| CPU | {} | {} |", ds[0], ds[1])),
+        "{ds:?}"
+    );
+    assert!(
+        sizing.contains(&format!("| memory | {} | {} |", ds[2], ds[3])),
+        "{ds:?}"
+    );
+    assert!(
+        !docs.contains("placeholders"),
+        "docs/deploy.md still calls them placeholders"
+    );
+    let security = std::fs::read_to_string("docs/security.md").unwrap();
+    assert!(
+        security.contains(&format!(
+            "requests {} / {}, limits {} / {}",
+            ds[0], ds[2], ds[1], ds[3]
+        )),
+        "docs/security.md"
+    );
+}
