@@ -168,10 +168,10 @@ fn write_facts(
 ) -> fmt::Result {
     out.write_str("<dl class=\"facts\">\n")?;
     let up = now.duration_since(agent.started).unwrap_or_default();
-    write!(
+    writeln!(
         out,
         "<div><dt>Source</dt><dd>{}</dd></div><div><dt>Version</dt><dd>{}</dd></div>\
-         <div><dt>Uptime</dt><dd title=\"since {}\">{}</dd></div>\n",
+         <div><dt>Uptime</dt><dd title=\"since {}\">{}</dd></div>",
         esc(&agent.source, MAX_NAME),
         esc(agent.version, MAX_NAME),
         rfc3339(agent.started),
@@ -862,6 +862,21 @@ mod tests {
         let pend = page(&[pending("new")]);
         assert!(row(&pend, "new").contains("not probed yet"));
         assert!(row(&pend, "new").contains("5m – · 30m –"));
+    }
+
+    #[test]
+    fn runbook_links_follow_runbook_base_url() {
+        let edges = [failing("a/b", Reason::CertExpired, "x"), passing("c/d")];
+        let html = page(&edges);
+        assert!(
+            html.contains("href=\"docs/runbook#cert_expired\""),
+            "the agent's own"
+        );
+        let mut a = agent();
+        a.runbook_base_url = Some("https://wiki.example.com/runbook".into());
+        let html = render_at(&a, &edges, now());
+        assert!(html.contains("href=\"https://wiki.example.com/runbook#cert_expired\""));
+        assert!(!html.contains("docs/runbook"), "{html}");
     }
 
     #[test]

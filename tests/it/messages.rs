@@ -271,7 +271,8 @@ async fn probe_config_ends_with_a_summary_line() {
         &pki,
         "p.toml",
         &format!(
-            "{}[[target]]\nname = \"prod/api\"\naddress = \"{}\"\nspiffe_id = \"{SERVER_ID}\"\n\
+            "[agent]\nrunbook_base_url = \"https://wiki.example.com/mtls/runbook/\"\n\
+             {}[[target]]\nname = \"prod/api\"\naddress = \"{}\"\nspiffe_id = \"{SERVER_ID}\"\n\
              [[target]]\nname = \"prod/down\"\naddress = \"127.0.0.1:1\"\n",
             identity(&pki, &pki.path("cert-chain.pem")),
             server.addr()
@@ -284,6 +285,34 @@ async fn probe_config_ends_with_a_summary_line() {
         last,
         "2 edge(s) probed: 1 passed, 1 failed: prod/down (connect/connection_refused)"
     );
+    // Runbook references are URLs under [agent] runbook_base_url.
+    assert!(
+        out(&o).contains("runbook: https://wiki.example.com/mtls/runbook#connection_refused"),
+        "{}",
+        out(&o)
+    );
+}
+
+/// `--log-format` overrides the default: the demo off a terminal logs JSON, and
+/// `--log-format text` turns that into text lines.
+#[tokio::test]
+async fn log_format_overrides_the_default() {
+    let demo = |format: Option<&'static str>| {
+        let mut c = Command::new(BIN);
+        c.args(["demo", "--listen", "127.0.0.1:0", "--duration", "1s"]);
+        if let Some(f) = format {
+            c.args(["--log-format", f]);
+        }
+        c.env_remove("RUST_LOG").stdin(Stdio::null()).output()
+    };
+    let o = demo(None).await.unwrap();
+    let first = err(&o).lines().next().unwrap_or_default().to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(v["level"], "INFO", "{first}");
+    let o = demo(Some("text")).await.unwrap();
+    let first = err(&o).lines().next().unwrap_or_default().to_owned();
+    assert!(!first.starts_with('{') && first.contains("INFO"), "{first}");
 }
 
 /// Was: "SPEC §8" in `--help`, a document users do not have.

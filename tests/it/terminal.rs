@@ -15,7 +15,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16, command: &str) -> Self {
-        let socket = format!("mtls-prober-it-{}", std::process::id());
+        // One server per test: tests of this module run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("mtls-prober-it-{}-{n}", std::process::id());
         let this = Self { socket };
         let ok = this
             .cmd(&["-f", "/dev/null", "new-session", "-d", "-s", "w"])
@@ -125,4 +128,34 @@ fn the_watch_view_fits_80x24_redraws_in_place_and_restores_the_terminal_on_ctrl_
         0,
         "frames in the scrollback:\n{history}"
     );
+}
+
+/// Was: 32 WARN lines scrolled the status page URL and the probe command off the screen,
+/// and the command read `cargo run --release -- probe …` whatever the binary.
+#[test]
+fn the_demo_banner_comes_after_the_first_round_and_stays_on_screen() {
+    if !require("tmux", &["-V"]) {
+        return;
+    }
+    let tmux = Tmux::start(
+        200,
+        50,
+        &format!("{BIN} demo --listen 127.0.0.1:0 --duration 5m; exec sleep 120"),
+    );
+    let history = tmux.wait_for("the banner", |s| s.contains("Ctrl-C stops the demo"));
+    assert!(
+        !history.contains("WARN"),
+        "per-edge logs on the terminal:\n{history}"
+    );
+    assert!(history.contains("First round: 32 edges in "), "{history}");
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("status page   http://127.0.0.1:"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("  {BIN} probe --config ")),
+        "the command as invoked:\n{screen}"
+    );
+    assert!(!screen.contains("cargo run"), "{screen}");
 }

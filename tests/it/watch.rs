@@ -257,7 +257,7 @@ async fn junit_report_has_one_case_per_edge_and_reads_in_a_real_consumer() {
         text.contains("message=\"request/rbac_denied: HTTP 403"),
         "{text}"
     );
-    if !crate::common::tools::require("python3", &["-c", "import junitparser"]) {
+    if !tools::require("python3", &["-c", "import junitparser"]) {
         return;
     }
     let script = r#"
