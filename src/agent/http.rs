@@ -102,7 +102,10 @@ async fn respond_to(
 ) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    if !matches!(path.as_str(), "/metrics" | "/api/v1/edges" | "/") {
+    if !matches!(
+        path.as_str(),
+        "/metrics" | "/api/v1/edges" | "/" | "/docs/runbook"
+    ) {
         return route(&state, &method, &path);
     }
     let Ok(permit) = renders.acquire_owned().await else {
