@@ -462,7 +462,6 @@ th.expiry{width:8.5em}\
 td.state,td.target,td.reason,td.num,td.expiry{white-space:nowrap;overflow:hidden;\
 text-overflow:ellipsis}\
 td.detail summary{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;cursor:pointer}\
-td.detail details[open] summary{white-space:normal;overflow-wrap:anywhere}\
 td.detail dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.1em .8em;\
 margin:.3em 0}td.detail dt{font-weight:600}td.detail dd{margin:0;overflow-wrap:anywhere}\
 dd.full{white-space:pre-wrap}\
