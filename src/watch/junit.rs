@@ -71,7 +71,7 @@ fn edge_case(report: &WatchReport, e: &EdgeReport) -> TestCase {
         let mut text = s.gate_failure(report.min_success_ratio).unwrap_or_default();
         for f in &s.failures {
             text.push_str(&format!(
-                "\n{}/{} ×{}\n  first {}: {}\n  last  {}: {}\n  runbook: docs/runbook.md#{}",
+                "\n{}/{} ×{}\n  first {}: {}\n  last  {}: {}\n  runbook: {}",
                 f.stage,
                 f.reason,
                 f.count,
@@ -79,7 +79,7 @@ fn edge_case(report: &WatchReport, e: &EdgeReport) -> TestCase {
                 f.first_detail,
                 f.last_at,
                 f.last_detail,
-                f.reason
+                report.runbook_url(f.reason)
             ));
         }
         status.set_description(text);

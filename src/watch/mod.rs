@@ -238,6 +238,7 @@ fn build_report(
         watched_seconds: watched.as_secs_f64(),
         cut_short,
         edges,
+        runbook_base_url: config.agent.runbook_base_url.clone(),
     }
 }
 

@@ -257,6 +257,10 @@ async fn junit_report_has_one_case_per_edge_and_reads_in_a_real_consumer() {
         text.contains("message=\"request/rbac_denied: HTTP 403"),
         "{text}"
     );
+    assert!(
+        text.contains("runbook: docs/runbook.md#rbac_denied"),
+        "{text}"
+    );
     if !tools::require("python3", &["-c", "import junitparser"]) {
         return;
     }
