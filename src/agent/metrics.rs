@@ -406,8 +406,8 @@ mod tests {
                 total: 1.9,
             },
             tls: Some(TlsInfo {
-                version: "TLSv1_3",
-                cipher: "TLS13_AES_128_GCM_SHA256",
+                version: "TLS 1.3",
+                cipher: "TLS_AES_128_GCM_SHA256",
                 alpn: Some("h2".into()),
             }),
             peer: Some(PeerInfo {

@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod reload;
+pub mod runbook;
 pub mod serve;
 pub mod status_page;
 pub mod view;
@@ -77,6 +78,16 @@ impl AgentState {
     /// The header facts of the status page.
     pub fn agent_view(&self) -> AgentView {
         let creds = self.creds.borrow();
+        let not_before = creds.client.as_ref().ok().map(|c| c.leaf.not_before);
+        // Read apart: a guard in the struct literal below would live to its end, and
+        // `readiness()` there takes the same lock.
+        let (runbook_base_url, cert_expiry_warn_floor) = {
+            let config = lock(&self.current);
+            (
+                config.agent.runbook_base_url.clone(),
+                config.agent.cert_expiry_warn_floor,
+            )
+        };
         let (spiffe, not_after, mut problem) = match &creds.client {
             Ok(c) => (
                 c.spiffe_id.as_ref().map(ToString::to_string),
@@ -106,6 +117,9 @@ impl AgentState {
             config_file: self.config_file.display().to_string(),
             config_problem: lock(&self.config_problem).clone(),
             fleet: self.fleet.view(),
+            identity_not_before: not_before,
+            runbook_base_url,
+            cert_expiry_warn_floor,
         }
     }
 

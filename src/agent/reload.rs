@@ -204,6 +204,7 @@ mod tests {
             server_name: "api.prod".into(),
             alpn: Vec::new(),
             tls_versions: vec![TlsVersion::V1_2, TlsVersion::V1_3],
+            ca: None,
             verify_strict: false,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(2),

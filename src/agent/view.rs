@@ -51,6 +51,13 @@ pub struct AgentView {
     pub config_file: String,
     /// The last config reload error, if the running config is older than the file.
     pub config_problem: Option<String>,
+    /// Our certificate's `not_before`, if loaded (its lifetime sets the expiry warning).
+    pub identity_not_before: Option<SystemTime>,
+    /// `[agent] runbook_base_url`: where runbook links point; `None` = this agent's
+    /// own `docs/runbook`.
+    pub runbook_base_url: Option<String>,
+    /// `[agent] cert_expiry_warn_floor`.
+    pub cert_expiry_warn_floor: std::time::Duration,
     /// Which share of the matrix this agent holds (`None` without `[fleet]`).
     pub fleet: Option<FleetView>,
 }

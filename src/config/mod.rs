@@ -7,6 +7,7 @@
 //! `verify_strict` companions. Every error names the file, the key and what was
 //! expected ([`ConfigError`]).
 
+pub mod effective;
 mod error;
 pub mod include;
 pub mod raw;
@@ -119,6 +120,14 @@ pub struct AgentConfig {
     /// `include`: glob patterns of files of further `[[target]]` tables, resolved
     /// against the config file's directory (empty = none).
     pub include: Vec<String>,
+    /// Where runbook links point (`#reason` is appended); `None` = the agent's own
+    /// `/docs/runbook` (on the status page) or `docs/runbook.md` (in the CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook_base_url: Option<String>,
+    /// Certificates with less than this left are flagged even when more than a third
+    /// of their lifetime remains.
+    #[serde(with = "humantime_serde_compat")]
+    pub cert_expiry_warn_floor: Duration,
 }
 
 /// `[identity]`: the client identity used for mTLS probes and `[serve]`.
@@ -259,6 +268,31 @@ pub enum PeerExpectation {
     Insecure,
 }
 
+/// A target's own trust anchors (`ca = "…"`), instead of the mesh bundle.
+#[derive(Clone, Debug, Eq, Hash, PartialEq)]
+pub enum TrustSource {
+    /// A PEM bundle file.
+    File(PathBuf),
+    /// The platform's roots (`ca = "system"`): the OS store, `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR`.
+    System,
+}
+
+impl fmt::Display for TrustSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Serialize for TrustSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The HTTP request of a probe, `[target.http]`.
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 pub struct HttpCheck {
@@ -363,6 +397,10 @@ pub struct Target {
     pub alpn: Vec<String>,
     /// TLS versions to offer.
     pub tls_versions: Vec<TlsVersion>,
+    /// Where the peer's chain must lead (`ca`); `None` = `[identity].ca`, the mesh's
+    /// bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<TrustSource>,
     /// Whether a `<name>/plaintext` companion is probed (already expanded in
     /// [`Config::targets`]; kept for display).
     pub verify_strict: bool,

@@ -63,6 +63,13 @@ pub struct RawAgent {
     /// `include`: glob patterns of further files of `[[target]]` tables (what `plan`
     /// writes); relative ones are taken from the config file's directory.
     pub include: Option<Vec<String>>,
+    /// `runbook_base_url`: where runbook links point, e.g.
+    /// `"https://wiki.example.com/mtls-prober/runbook"`; the reason is appended as
+    /// `#reason`. Default: the agent's own `/docs/runbook`.
+    pub runbook_base_url: Option<String>,
+    /// `cert_expiry_warn_floor`: the status page warns about a certificate when less
+    /// than a third of its lifetime is left, or less than this; default `1h`.
+    pub cert_expiry_warn_floor: Option<String>,
 }
 
 /// `[identity]`.
@@ -123,6 +130,9 @@ pub struct RawTarget {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -147,6 +157,7 @@ impl RawTarget {
             server_name: self.server_name.take(),
             alpn: self.alpn.take(),
             tls_versions: self.tls_versions.take(),
+            ca: self.ca.take(),
             verify_strict: self.verify_strict.take(),
             interval: self.interval.take(),
             timeout: self.timeout.take(),
@@ -175,6 +186,9 @@ pub struct RawProbe {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -232,6 +246,9 @@ pub struct RawDiscover {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -256,6 +273,7 @@ impl RawDiscover {
             server_name: self.server_name.take(),
             alpn: self.alpn.take(),
             tls_versions: self.tls_versions.take(),
+            ca: self.ca.take(),
             verify_strict: self.verify_strict.take(),
             interval: self.interval.take(),
             timeout: self.timeout.take(),

@@ -34,6 +34,8 @@ use crate::report::{ProbeReport, Timings, TlsInfo};
 use crate::tls::capture::{CaptureSlot, Sniff};
 use crate::tls::client::client_config;
 use crate::tls::peer::PeerInfo;
+use crate::tls::trust::AnchorCache;
+use crate::tls::words::{cipher_name, version_name};
 pub use resolve::Resolver;
 
 /// Runs probes. Cheap to clone; shared by every edge.
@@ -43,6 +45,7 @@ pub struct Prober {
     resolver: Resolver,
     clock: Arc<dyn Clock>,
     configs: Arc<ConfigCache>,
+    anchors: Arc<AnchorCache>,
 }
 
 /// What makes two targets' `ClientConfig`s identical: the TLS parameters and the exact
@@ -109,6 +112,7 @@ impl Prober {
             resolver,
             clock,
             configs: Arc::default(),
+            anchors: Arc::default(),
         }
     }
 
@@ -148,7 +152,8 @@ impl Prober {
             return Setup::Plaintext;
         }
         let insecure = target.peer == PeerExpectation::Insecure;
-        let bundle = match (&creds.bundle, insecure) {
+        let own = target.ca.as_ref().map(|src| self.anchors.bundle(src));
+        let bundle = match (own.as_ref().unwrap_or(&creds.bundle), insecure) {
             (Ok(b), _) => Some(b.clone()),
             (Err(_), true) => None,
             (Err(e), false) => {
@@ -263,7 +268,7 @@ impl Prober {
         if let Some(f) = failure {
             run.report.stage = Some(f.reason.stage());
             run.report.reason = Some(f.reason);
-            run.report.hint = Some(f.reason.hint());
+            run.report.hint = Some(f.hint());
             run.report.detail = Some(f.detail);
         } else {
             run.report.detail = detail;
@@ -538,14 +543,10 @@ async fn connect(
 fn tls_info(stream: &TlsStream<Sniff<TcpStream>>) -> TlsInfo {
     let (_, conn) = stream.get_ref();
     TlsInfo {
-        version: conn
-            .protocol_version()
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown"),
+        version: conn.protocol_version().map_or("unknown", version_name),
         cipher: conn
             .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-            .unwrap_or("unknown"),
+            .map_or("unknown", |s| cipher_name(s.suite())),
         alpn: conn
             .alpn_protocol()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
@@ -579,6 +580,7 @@ mod tests {
             server_name: format!("{name}.svc"),
             alpn: vec!["h2".into()],
             tls_versions: vec![TlsVersion::V1_3],
+            ca: None,
             verify_strict: false,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(1),

@@ -4,4 +4,6 @@
 pub mod capture;
 pub mod client;
 pub mod peer;
+pub mod trust;
 pub mod verifier;
+pub mod words;

@@ -154,7 +154,7 @@ async fn metrics_of_a_mixed_matrix() {
     let tls: Vec<_> = m
         .samples("mtls_probe_tls_info", &[("target", "prod/healthy")])
         .collect();
-    assert_eq!(tls[0].labels.get("version"), Some("TLSv1_3"));
+    assert_eq!(tls[0].labels.get("version"), Some("TLS 1.3"));
     assert_eq!(tls[0].labels.get("alpn"), Some("h2"));
     assert_eq!(v("mtls_probe_targets", &[("source", "node-a")]), Some(4.0));
     // The last passed probe of the healthy edge is recent; a failing edge has none.

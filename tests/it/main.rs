@@ -15,8 +15,11 @@
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
+//! - `messages`: what people read: each message of issue 15, as the binary prints it;
+//! - `browser`: the status page in headless chromium at 1400 and 420 px;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
+//! - `terminal`: the watch view in tmux at 80×24;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `include`: `[agent] include` files loaded and reloaded by the agent;
 //! - `secrets`: no form of the private key in any output, on every key error path.
@@ -28,6 +31,7 @@
 )]
 
 mod agent;
+mod browser;
 mod certificate;
 mod cli;
 mod common;
@@ -40,9 +44,11 @@ mod hostile;
 mod identity;
 mod include;
 mod load;
+mod messages;
 mod net;
 mod request;
 mod secrets;
+mod terminal;
 mod third_party;
 mod tls;
 mod watch;

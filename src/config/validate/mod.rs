@@ -22,7 +22,7 @@ use super::raw::{
 use super::{
     AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, FleetConfig, FleetScope,
     HostPort, HttpCheck, IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig,
-    StatusSet, Target, TlsVersion,
+    StatusSet, Target, TlsVersion, TrustSource,
 };
 
 mod fleet;
@@ -250,14 +250,15 @@ impl Cx<'_> {
                 ));
             }
             // A tls probe verifies the peer against [identity].ca, its only trust bundle.
+            // A tls probe with its own `ca` does not need it.
             let tls_user = targets
                 .iter()
-                .find(|t| t.mode == Mode::Tls)
+                .find(|t| t.mode == Mode::Tls && t.ca.is_none())
                 .map(|t| format!("target {:?}", t.name))
                 .or_else(|| {
                     discover
                         .iter()
-                        .find(|d| d.template.mode == Mode::Tls)
+                        .find(|d| d.template.mode == Mode::Tls && d.template.ca.is_none())
                         .map(|d| format!("discover {:?}", d.name))
                 });
             if let Some(user) = tls_user {
@@ -266,7 +267,8 @@ impl Cx<'_> {
                     format!(
                         "missing [identity]: {user} uses mode = \"tls\", which verifies the \
                          peer against the trust bundle [identity].ca; expected an [identity] \
-                         table with cert, key and ca"
+                         table with cert, key and ca, or ca = \"FILE\" (or \"system\") on the \
+                         target"
                     ),
                 ));
             }
@@ -369,6 +371,7 @@ fn strict_companion(target: &Target) -> Target {
         server_name: target.server_name.clone(),
         alpn: Vec::new(),
         tls_versions: default_tls_versions(),
+        ca: None,
         verify_strict: false,
         interval: target.interval,
         timeout: target.timeout,

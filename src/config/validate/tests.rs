@@ -1266,6 +1266,11 @@ fn host_ports() {
         ("api:65536", "got port 65536"),
         ("api:http", "got \"http\""),
         ("fd00::1", "needs brackets"),
+        (
+            "https://api.prod:8443/healthz",
+            "looks like a URL (https://…): use host:port and put the path in [target.http]",
+        ),
+        ("http://api.prod/", "looks like a URL"),
         ("[fd00::1]", "with no port"),
         ("[fd00::1:80", "no closing ']'"),
         ("[10.0.0.1]:80", "is not an IPv6 address"),
