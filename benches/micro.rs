@@ -54,8 +54,8 @@ fn report(target: &str, ok: bool, serial: &str) -> ProbeReport {
             total: 1.8,
         },
         tls: Some(TlsInfo {
-            version: "TLSv1_3",
-            cipher: "TLS13_AES_128_GCM_SHA256",
+            version: "TLS 1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
             alpn: Some("http/1.1".into()),
         }),
         peer: Some(PeerInfo {
@@ -76,6 +76,7 @@ fn report(target: &str, ok: bool, serial: &str) -> ProbeReport {
             status: 200,
             server: Some("istio-envoy".into()),
         }),
+        far_side: None,
         at: "2026-11-23T10:00:00Z".into(),
     }
 }
@@ -249,6 +250,10 @@ fn rendering(c: &mut Criterion) {
         identity_problem: None,
         config_file: "/etc/mtls-prober/probes.toml".into(),
         config_problem: None,
+        fleet: None,
+        identity_not_before: None,
+        runbook_base_url: None,
+        cert_expiry_warn_floor: Duration::from_secs(3600),
     };
     g.bench_function("status_page_10k_edges", |b| {
         b.iter(|| mtls_prober::agent::status_page::render(&agent, &set.views()))

@@ -13,6 +13,20 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr as JSON objects or as text (default: JSON for `run` and
+    /// `demo` when stderr is not a terminal, text otherwise). `RUST_LOG` sets levels,
+    /// e.g. `RUST_LOG=debug` or `RUST_LOG=warn,mtls_prober::agent=info`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    Text,
 }
 
 /// The subcommands.
@@ -44,6 +58,9 @@ pub struct CheckArgs {
     /// The config file.
     #[arg(long, default_value = "probes.toml")]
     pub config: PathBuf,
+    /// Also print the effective configuration when the check fails.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 /// Output format of `probe`.
@@ -52,7 +69,7 @@ pub enum Output {
     /// One block per edge, one line per layer.
     #[default]
     Text,
-    /// One JSON object per line, per edge (SPEC §8).
+    /// One JSON object per line, per edge (the fields: docs/output.md).
     Json,
 }
 
@@ -126,7 +143,8 @@ pub struct WatchArgs {
     /// Every edge must pass at least this fraction of its probes.
     #[arg(long, default_value_t = 0.999)]
     pub min_success_ratio: f64,
-    /// Write the report here: `.json` for JSON, `.md` for Markdown (repeatable).
+    /// Write the report here: `.json` for JSON, `.md` for Markdown, `.xml` for JUnit
+    /// (one test case per edge, for CI); repeatable. Checked before the watch starts.
     #[arg(long)]
     pub report: Vec<PathBuf>,
 }
@@ -134,13 +152,15 @@ pub struct WatchArgs {
 /// `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the agent serves its status page and metrics.
-    #[arg(long, default_value = "127.0.0.1:9464")]
+    /// Where the agent serves its status page and metrics (not with --watch, which
+    /// runs no agent).
+    #[arg(long, default_value = "127.0.0.1:9464", conflicts_with = "watch")]
     pub listen: SocketAddr,
     /// Exit after this long (default: until Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Run the watch view over the demo mesh instead of the agent.
+    /// Run the watch view over the demo mesh instead of the agent; exits with the
+    /// watch's verdict (0 pass, 1 fail), like `watch`.
     #[arg(long)]
     pub watch: bool,
 }

@@ -4,16 +4,26 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mtls_prober::cli::{Cli, Command};
+use mtls_prober::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Long-running commands log at info (one line per edge state change); one-shot
-    // commands only warn, their report is on stdout. RUST_LOG overrides both.
-    let (level, structured) = match cli.command {
-        Command::Run(_) | Command::Demo(_) => ("info", !std::io::stderr().is_terminal()),
+    // commands only warn, their report is on stdout. The demo on a terminal keeps the
+    // per-edge lines quiet: its own summary and the status page say the same, and 32
+    // warnings would scroll its instructions away. RUST_LOG overrides all of these.
+    let stderr_tty = std::io::stderr().is_terminal();
+    let (level, structured) = match &cli.command {
+        Command::Run(_) => ("info", !stderr_tty),
+        Command::Demo(_) if stderr_tty => ("warn,mtls_prober::agent::edges=off", false),
+        Command::Demo(_) => ("info", true),
         Command::Watch(_) | Command::Probe(_) | Command::Check(_) => ("warn", false),
+    };
+    let structured = match cli.log_format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => structured,
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()

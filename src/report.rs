@@ -42,8 +42,48 @@ pub struct ProbeReport {
     pub peer: Option<PeerInfo>,
     /// The HTTP response, once one was received.
     pub http: Option<HttpInfo>,
+    /// How the far side saw this connection, when the target answered in the `[serve]`
+    /// `/healthz` format (another agent); `null` otherwise.
+    pub far_side: Option<FarSide>,
     /// When the probe started, RFC 3339 UTC.
     pub at: String,
+}
+
+/// The far side's view of the probe's connection: the `[serve]` `/healthz` answer
+/// (SPEC §7) of the agent that was probed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FarSide {
+    /// The far agent's `source`.
+    pub source: String,
+    /// The far agent's own SPIFFE ID.
+    pub spiffe_id: Option<String>,
+    /// Our SPIFFE ID as its TLS verified it (`null`: it saw no client certificate).
+    pub peer_spiffe_id: Option<String>,
+    /// The `x-forwarded-client-cert` header it received (a sidecar in front of it).
+    pub xfcc: Option<String>,
+    /// The `l5d-client-id` header it received (a Linkerd proxy in front of it).
+    pub l5d_client_id: Option<String>,
+}
+
+/// How [`ProbeReport::to_text_with`] renders.
+#[derive(Clone, Debug, Default)]
+pub struct TextOptions {
+    /// The peer was not verified (`--insecure-skip-verify`): certificate and identity
+    /// are shown as skipped, never as passed.
+    pub unverified: bool,
+    /// Where runbook links point (`[agent] runbook_base_url`); `None` = the file in
+    /// the repository, `docs/runbook.md`.
+    pub runbook_base_url: Option<String>,
+}
+
+impl TextOptions {
+    /// The runbook link for `reason`.
+    pub fn runbook_url(&self, reason: Reason) -> String {
+        match &self.runbook_base_url {
+            Some(base) => format!("{base}#{reason}"),
+            None => reason.runbook_anchor(),
+        }
+    }
 }
 
 /// Per-layer durations in milliseconds; `None` where the layer was not reached.
@@ -61,13 +101,13 @@ pub struct Timings {
     pub total: f64,
 }
 
-/// Negotiated TLS parameters. `version` and `cipher` are rustls' static names, a closed
-/// set, so they can be metric labels.
+/// Negotiated TLS parameters, named as blackbox_exporter and the IANA registry name
+/// them ([`crate::tls::words`]): a closed set, so they can be metric labels.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TlsInfo {
-    /// e.g. `TLSv1_3`.
+    /// e.g. `TLS 1.3`.
     pub version: &'static str,
-    /// e.g. `TLS13_AES_128_GCM_SHA256`.
+    /// e.g. `TLS_AES_128_GCM_SHA256`.
     pub cipher: &'static str,
     /// The negotiated ALPN protocol (one of the configured ones), if any.
     pub alpn: Option<String>,
@@ -94,6 +134,11 @@ impl ProbeReport {
 
     /// Renders the layered, runbook-like text report of `mtls-prober probe`.
     pub fn to_text(&self) -> String {
+        self.to_text_with(&TextOptions::default())
+    }
+
+    /// [`Self::to_text`] with options (unverified peers, runbook links).
+    pub fn to_text_with(&self, opts: &TextOptions) -> String {
         let mut out = String::new();
         let verdict = if self.ok { "PASS" } else { "FAIL" };
         let _ = writeln!(
@@ -106,6 +151,13 @@ impl ProbeReport {
             self.timings_ms.total
         );
         let failed = if self.ok { None } else { self.stage };
+        // Our own identity failed before any network activity: that comes first, and
+        // every layer after it was not reached (none of them passed).
+        let mut stopped = false;
+        if failed == Some(Stage::Local) {
+            let _ = writeln!(out, "  ✗  {:<12} {:>9}  our identity", "local", "");
+            stopped = true;
+        }
         let tls_applies = self.mode != Mode::Plaintext;
         let rows: [(Stage, Option<f64>, String); 6] = [
             (
@@ -123,10 +175,12 @@ impl ProbeReport {
             (Stage::Identity, self.timings_ms.tls, self.identity_line()),
             (Stage::Request, self.timings_ms.request, self.http_line()),
         ];
-        let mut stopped = false;
         for (stage, time, essentials) in rows {
             let skipped =
                 !tls_applies && matches!(stage, Stage::Tls | Stage::Certificate | Stage::Identity);
+            let unverified = opts.unverified
+                && tls_applies
+                && matches!(stage, Stage::Certificate | Stage::Identity);
             let line = if skipped {
                 format!(
                     "  -  {:<12} {:>9}  not used in plaintext mode",
@@ -142,6 +196,17 @@ impl ProbeReport {
                     stage.as_str(),
                     ms(time),
                     essentials
+                )
+            } else if unverified {
+                let seen = if essentials.is_empty() {
+                    String::new()
+                } else {
+                    format!("; presented: {essentials}")
+                };
+                format!(
+                    "  -  {:<12} {:>9}  skipped (not verified: --insecure-skip-verify){seen}",
+                    stage.as_str(),
+                    ""
                 )
             } else if stage == Stage::Request && self.timings_ms.request.is_none() {
                 format!(
@@ -159,9 +224,8 @@ impl ProbeReport {
             };
             let _ = writeln!(out, "{}", line.trim_end());
         }
-        if failed == Some(Stage::Expectation) || failed == Some(Stage::Local) {
-            let stage = failed.map(Stage::as_str).unwrap_or_default();
-            let _ = writeln!(out, "  ✗  {stage}");
+        if failed == Some(Stage::Expectation) {
+            let _ = writeln!(out, "  ✗  expectation");
         }
         if let (Some(reason), false) = (self.reason, self.ok) {
             let _ = writeln!(
@@ -171,10 +235,24 @@ impl ProbeReport {
                 reason,
                 self.detail.as_deref().unwrap_or("")
             );
-            let _ = writeln!(out, "     hint: {}", reason.hint());
-            let _ = writeln!(out, "     runbook: {}", reason.runbook_anchor());
+            let _ = writeln!(out, "     hint: {}", self.hint.unwrap_or(reason.hint()));
+            let _ = writeln!(out, "     runbook: {}", opts.runbook_url(reason));
         } else if let (true, Some(detail)) = (self.ok, &self.detail) {
-            let _ = writeln!(out, "     refused as expected: {detail}");
+            if self.expect == Expect::Reject {
+                let _ = writeln!(out, "     refused as expected: {detail}");
+            } else {
+                let _ = writeln!(out, "     note: {detail}");
+            }
+        }
+        if let Some(f) = &self.far_side {
+            let _ = writeln!(
+                out,
+                "     far side: {} saw us as {}",
+                f.source,
+                f.peer_spiffe_id
+                    .as_deref()
+                    .unwrap_or("(no client certificate)")
+            );
         }
         out
     }

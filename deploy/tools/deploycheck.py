@@ -259,6 +259,26 @@ def check_workload(w, by_kind, tomllib):
             for d in config.get("discover", []):
                 if d["dns"] == dns and (svc["spec"].get("clusterIP") != "None" or d["port"] not in svc_ports):
                     out.append(f"[[discover]] {d['name']}: {dns} must be headless and serve port {d['port']}")
+        # [fleet]: the peers name lists every agent (a headless Service over the agent
+        # pods that lists them before they are ready, or a starting agent would not find
+        # itself), and `self` defaults to $POD_IP from the downward API.
+        fleet = config.get("fleet")
+        if fleet is not None:
+            services = {
+                f"{s['metadata']['name']}.{s['metadata'].get('namespace')}.svc.cluster.local": s
+                for s in by_kind.get("Service", [])
+            }
+            svc = services.get(fleet.get("peers"))
+            if svc is None:
+                out.append(f"[fleet].peers {fleet.get('peers')}: no Service of that name in the rendered manifests")
+            else:
+                selector = svc["spec"].get("selector", {})
+                if svc["spec"].get("clusterIP") != "None" or not svc["spec"].get("publishNotReadyAddresses"):
+                    out.append(f"[fleet].peers {fleet['peers']}: must be headless with publishNotReadyAddresses: true")
+                if not selector or not selector.items() <= meta.get("labels", {}).items():
+                    out.append(f"[fleet].peers {fleet['peers']}: its selector does not select the agent pods")
+            if "self" not in fleet and env.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.podIP":
+                out.append("[fleet] without self: POD_IP must come from the downward API (status.podIP)")
         for pm in by_kind.get("PodMonitor", []):
             sel = pm["spec"]["selector"].get("matchLabels", {})
             if not sel.items() <= meta.get("labels", {}).items():
@@ -354,6 +374,11 @@ def metric_names(spec_path):
         spec = Path(spec_path).read_text()
         section = re.search(r"^## 6\..*?(?=^## \d+\.|\Z)", spec, re.S | re.M)
         in_spec = dict(re.findall(r"^\| `(mtls_probe_[a-z_]+)` \| (\w+)", section.group(0) if section else "", re.M))
+        # §12 (fleet) names its metrics in the text (`mtls_probe_fleet_members{source}`),
+        # without a type: they count with the type the list gives them.
+        fleet = re.search(r"^## 12\..*?(?=^## \d+\.|\Z)", spec, re.S | re.M)
+        for name in re.findall(r"`(mtls_probe_[a-z_]+)\{", fleet.group(0) if fleet else ""):
+            in_spec.setdefault(name, listed.get(name, "untyped"))
         if in_spec != listed:
             problems.append(
                 f"deploy/metric-names.txt differs from {spec_path} §6: "
@@ -362,7 +387,7 @@ def metric_names(spec_path):
                 f"type differs {sorted(n for n in set(listed) & set(in_spec) if listed[n] != in_spec[n])}"
             )
         else:
-            print(f"  ok   deploy/metric-names.txt matches {spec_path} §6 ({len(listed)} metrics)")
+            print(f"  ok   deploy/metric-names.txt matches {spec_path} §6 and §12 ({len(listed)} metrics)")
     return problems
 
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::edges::EdgeSet;
+use super::edges::EdgeSink;
 use super::metrics::Metrics;
 use crate::config::Discover;
 use crate::probe::Resolver;
@@ -24,7 +24,7 @@ pub const GRACE_REFRESHES: u32 = 3;
 /// counts every lookup in `metrics` when given.
 pub async fn run(
     d: Discover,
-    edges: EdgeSet,
+    edges: impl EdgeSink,
     resolver: Resolver,
     mut shutdown: watch::Receiver<bool>,
     first_round: bool,

@@ -92,6 +92,36 @@ pub struct EdgeSet {
     tasks: Arc<Mutex<JoinSet<()>>>,
 }
 
+/// Where edges are added and removed: the [`EdgeSet`] itself, or the fleet's gate in
+/// front of it (which schedules only this agent's share). Config reloads and
+/// `[[discover]]` go through this, so there is one way to add or remove an edge.
+pub trait EdgeSink: Send + Sync + 'static {
+    /// Adds or updates an edge (see [`EdgeSet::upsert`]).
+    fn upsert(&self, target: Target, first_round: bool);
+    /// Removes an edge and its series (see [`EdgeSet::remove`]).
+    fn remove(&self, name: &str);
+}
+
+impl<T: EdgeSink + ?Sized> EdgeSink for Arc<T> {
+    fn upsert(&self, target: Target, first_round: bool) {
+        (**self).upsert(target, first_round);
+    }
+
+    fn remove(&self, name: &str) {
+        (**self).remove(name);
+    }
+}
+
+impl EdgeSink for EdgeSet {
+    fn upsert(&self, target: Target, first_round: bool) {
+        Self::upsert(self, target, first_round);
+    }
+
+    fn remove(&self, name: &str) {
+        Self::remove(self, name);
+    }
+}
+
 /// Settings of an [`EdgeSet`].
 pub struct EdgeSetOptions {
     /// The `source` label.
@@ -146,15 +176,21 @@ impl EdgeSet {
     /// Adds an edge, or updates the definition of an existing one (its history — windows,
     /// counters, last report — is kept). `first_round` edges count toward readiness.
     pub fn upsert(&self, target: Target, first_round: bool) {
+        self.upsert_shared(Arc::new(target), first_round);
+    }
+
+    /// [`Self::upsert`] of a target whose copy the caller shares (the fleet's gate
+    /// keeps every candidate; the edge keeps the same allocation, not a second copy).
+    pub fn upsert_shared(&self, target: Arc<Target>, first_round: bool) {
         let mut entries = lock(&self.entries);
         if let Some(e) = entries.get(&target.name) {
             let mut st = lock(&e.edge.state);
-            if *st.target != target {
+            if *st.target != *target {
                 // The task picks the new definition up at its next probe; it is woken
                 // now only when its schedule moves. A reload that redefines 10,000
                 // edges then wakes none of them at once.
                 let moved = st.target.interval != target.interval;
-                st.target = Arc::new(target);
+                st.target = target;
                 drop(st);
                 if moved {
                     e.edge.redefined.notify_one();
@@ -163,7 +199,6 @@ impl EdgeSet {
             return;
         }
         let name = target.name.clone();
-        let target = Arc::new(target);
         let metrics = self
             .inner
             .metrics
@@ -282,6 +317,7 @@ impl EdgeSet {
                     probes: st.probes,
                     passes: st.passes,
                     since: st.since,
+                    fleet: None,
                 }
             })
             .collect()

@@ -102,7 +102,10 @@ async fn respond_to(
 ) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    if !matches!(path.as_str(), "/metrics" | "/api/v1/edges" | "/") {
+    if !matches!(
+        path.as_str(),
+        "/metrics" | "/api/v1/edges" | "/" | "/docs/runbook"
+    ) {
         return route(&state, &method, &path);
     }
     let Ok(permit) = renders.acquire_owned().await else {
@@ -149,8 +152,14 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
     match path {
         "/metrics" => respond(StatusCode::OK, METRICS_TYPE, state.metrics.render()),
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        // The status page links each reason to its runbook section; the runbook is
-        // compiled in, so the links work from any agent without internet access.
+        // The status page links each reason to its runbook section (`#reason`); the
+        // runbook is compiled in, so the links work from any agent without internet
+        // access. The Markdown stays available as it is in the repository.
+        "/docs/runbook" => respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            super::runbook::page().as_bytes().to_vec(),
+        ),
         "/docs/runbook.md" => respond(
             StatusCode::OK,
             "text/markdown; charset=utf-8",
@@ -164,7 +173,7 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
             ),
         },
         "/" => {
-            let views = state.edges.views();
+            let views = state.edge_views();
             let page = status_page::render(&state.agent_view(), &views);
             respond(
                 StatusCode::OK,
@@ -174,7 +183,7 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /, /metrics, /api/v1/edges, /healthz, /readyz\n",
+            "not found: try /, /metrics, /api/v1/edges, /healthz, /readyz, /docs/runbook\n",
         ),
     }
 }
@@ -182,7 +191,7 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
 /// The JSON array of `/api/v1/edges`, handed to `send` in chunks of about `chunk`
 /// bytes; stops early when `send` returns `false` (the client went away).
 fn api_chunks(state: &AgentState, chunk: usize, mut send: impl FnMut(Bytes) -> bool) {
-    let views = state.edges.views();
+    let views = state.edge_views();
     let mut buf = Vec::with_capacity(chunk + 4096);
     buf.push(b'[');
     for (i, v) in views.iter().enumerate() {

@@ -51,6 +51,8 @@ pub struct Metrics {
     discovery: IntCounterVec,
     /// Hits and misses of the verified-chain caches (`crate::tls::chain_cache`).
     chain_cache: [prometheus::IntCounter; 2],
+    fleet_members: IntGaugeVec,
+    fleet_assigned: IntGaugeVec,
 }
 
 impl Metrics {
@@ -86,7 +88,21 @@ impl Metrics {
             &["source"],
             LAG_BUCKETS,
         )?;
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(Opts::new(name, help), &["source"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
         let m = Self {
+            // Exported only with [fleet] (SPEC §12).
+            fleet_members: int_gauge(
+                "mtls_probe_fleet_members",
+                "Agents of the fleet this agent shares the matrix with (0: failing open, probing every target).",
+            )?,
+            fleet_assigned: int_gauge(
+                "mtls_probe_fleet_assigned",
+                "Shared edges this agent probes as its share of the fleet's matrix.",
+            )?,
             phase: histogram(
                 "mtls_probe_phase_duration_seconds",
                 "Per-phase probe durations, all edges together.",
@@ -243,6 +259,27 @@ impl Metrics {
         }
     }
 
+    /// Sets the fleet gauges: `Some((members, assigned))`, or `None` without `[fleet]`
+    /// (the series disappear).
+    pub fn set_fleet(&self, fleet: Option<(usize, usize)>) {
+        let source = [self.source.as_str()];
+        match fleet {
+            Some((members, assigned)) => {
+                let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+                self.fleet_members
+                    .with_label_values(&source)
+                    .set(n(members));
+                self.fleet_assigned
+                    .with_label_values(&source)
+                    .set(n(assigned));
+            }
+            None => {
+                let _ = self.fleet_members.remove_label_values(&source);
+                let _ = self.fleet_assigned.remove_label_values(&source);
+            }
+        }
+    }
+
     /// Observes how late a probe started.
     pub fn observe_lag(&self, lag: Duration) {
         self.lag.observe(lag.as_secs_f64());
@@ -381,8 +418,8 @@ mod tests {
                 total: 1.9,
             },
             tls: Some(TlsInfo {
-                version: "TLSv1_3",
-                cipher: "TLS13_AES_128_GCM_SHA256",
+                version: "TLS 1.3",
+                cipher: "TLS_AES_128_GCM_SHA256",
                 alpn: Some("h2".into()),
             }),
             peer: Some(PeerInfo {
@@ -398,6 +435,7 @@ mod tests {
                 not_after_time: SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
             }),
             http: None,
+            far_side: None,
             at: String::new(),
         }
     }

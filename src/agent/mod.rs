@@ -3,9 +3,11 @@
 
 pub mod discover;
 pub mod edges;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod reload;
+pub mod runbook;
 pub mod serve;
 pub mod status_page;
 pub mod view;
@@ -21,13 +23,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
-use crate::config::{self, Config, Discover, Env};
+use crate::config::{self, Config, Discover, Env, FleetConfig};
 use crate::identity::Credentials;
 use crate::probe::{Prober, Resolver};
-use edges::{EdgeSet, EdgeSetOptions};
+use edges::{EdgeSet, EdgeSetOptions, EdgeSink};
+use fleet::Gate;
 use metrics::Metrics;
 use reload::{IdentityOutcome, IdentityReloader, content_digest, identity_paths};
-use view::AgentView;
+use view::{AgentView, EdgeView};
 
 /// How often the config file is checked for changes (SIGHUP reloads at once).
 pub const CONFIG_POLL: Duration = Duration::from_secs(2);
@@ -42,6 +45,9 @@ pub struct AgentState {
     pub metrics: Metrics,
     /// The scheduled edges.
     pub edges: EdgeSet,
+    /// The fleet's gate in front of `edges`: every edge is added and removed through it.
+    pub fleet: Arc<Gate>,
+    fleet_config: watch::Sender<Option<FleetConfig>>,
     creds: watch::Receiver<Arc<Credentials>>,
     config_file: PathBuf,
     /// The running config without its targets: the edges hold the one copy of each
@@ -64,6 +70,7 @@ impl AgentState {
                 return Err(format!("identity not loaded: {e}"));
             }
         }
+        self.fleet.readiness()?;
         if !self.edges.first_round_complete() {
             return Err("the first round of probes has not completed yet".into());
         }
@@ -73,6 +80,16 @@ impl AgentState {
     /// The header facts of the status page.
     pub fn agent_view(&self) -> AgentView {
         let creds = self.creds.borrow();
+        let not_before = creds.client.as_ref().ok().map(|c| c.leaf.not_before);
+        // Read apart: a guard in the struct literal below would live to its end, and
+        // `readiness()` there takes the same lock.
+        let (runbook_base_url, cert_expiry_warn_floor) = {
+            let config = lock(&self.current);
+            (
+                config.agent.runbook_base_url.clone(),
+                config.agent.cert_expiry_warn_floor,
+            )
+        };
         let (spiffe, not_after, mut problem) = match &creds.client {
             Ok(c) => (
                 c.spiffe_id.as_ref().map(ToString::to_string),
@@ -101,7 +118,19 @@ impl AgentState {
             identity_problem: problem,
             config_file: self.config_file.display().to_string(),
             config_problem: lock(&self.config_problem).clone(),
+            fleet: self.fleet.view(),
+            identity_not_before: not_before,
+            runbook_base_url,
+            cert_expiry_warn_floor,
         }
+    }
+
+    /// Snapshots of every edge with the fleet's facts (why this agent probes it, who
+    /// else does), for the API and the status page.
+    pub fn edge_views(&self) -> Vec<EdgeView> {
+        let mut views = self.edges.views();
+        self.fleet.annotate(&mut views);
+        views
     }
 }
 
@@ -174,21 +203,29 @@ impl Agent {
             observer: None,
             log_transitions: true,
         });
+        let gate = Arc::new(Gate::new(
+            edges.clone(),
+            fleet::initial_rule(config.fleet.as_ref(), opts.clock.as_ref()),
+        ));
+        let (fleet_config, fleet_config_rx) = watch::channel(config.fleet.clone());
         let max_timeout = config
             .targets
             .iter()
             .map(|t| t.timeout)
             .max()
             .unwrap_or_default();
-        // The edges keep the one copy of the targets (`current` keeps the rest).
+        // The gate and the edges share the one copy of each target (`current` keeps
+        // the rest of the config).
         for t in std::mem::take(&mut config.targets) {
-            edges.upsert(t, true);
+            gate.upsert(t, true);
         }
         let state = Arc::new(AgentState {
             source: source.clone(),
             started: opts.clock.now(),
             metrics: metrics.clone(),
             edges: edges.clone(),
+            fleet: gate.clone(),
+            fleet_config,
             creds: creds_rx.clone(),
             config_file: opts.config_path.clone(),
             current: Mutex::new(config.clone()),
@@ -197,12 +234,19 @@ impl Agent {
             clock: opts.clock.clone(),
         });
         let discovers = Discovers::new(
-            edges.clone(),
-            resolver,
+            gate.clone(),
+            resolver.clone(),
             shutdown_rx.clone(),
             metrics.clone(),
         );
         discovers.sync(&config.discover);
+        tokio::spawn(fleet::run(
+            gate,
+            fleet_config_rx,
+            resolver,
+            opts.clock.clone(),
+            shutdown_rx.clone(),
+        ));
 
         tokio::spawn(http::serve(listener, state.clone(), shutdown_rx.clone()));
         if let (Some(l), Some(s)) = (serve_listener, &config.serve) {
@@ -295,7 +339,7 @@ fn log_identity(creds: &Credentials, configured: bool) {
 
 /// The running `[[discover]]` tasks, by name.
 struct Discovers {
-    edges: EdgeSet,
+    edges: Arc<Gate>,
     resolver: Resolver,
     shutdown: watch::Receiver<bool>,
     metrics: Metrics,
@@ -304,7 +348,7 @@ struct Discovers {
 
 impl Discovers {
     fn new(
-        edges: EdgeSet,
+        edges: Arc<Gate>,
         resolver: Resolver,
         shutdown: watch::Receiver<bool>,
         metrics: Metrics,
@@ -518,17 +562,20 @@ fn apply(state: &AgentState, discovers: &Discovers, mut new: Config, identity_ch
     }
     let wanted: std::collections::BTreeSet<&str> =
         new.targets.iter().map(|t| t.name.as_str()).collect();
-    for old in state.edges.configured_names() {
+    for old in state.fleet.configured_names() {
         if !wanted.contains(old.as_str()) {
-            state.edges.remove(&old);
+            state.fleet.remove(&old);
         }
     }
     drop(wanted);
-    // Moved into the edges: one copy of each target (`current.targets` stays empty).
+    // Moved into the gate: one copy of each target (`current.targets` stays empty).
     for t in std::mem::take(&mut new.targets) {
-        state.edges.upsert(t, false);
+        state.fleet.upsert(t, false);
     }
     discovers.sync(&new.discover);
+    if current.fleet != new.fleet {
+        state.fleet_config.send_replace(new.fleet.clone());
+    }
     let identity_moved = current.identity != new.identity;
     // Settings that need a restart keep their running values.
     let mut next = new;

@@ -207,11 +207,13 @@ mod tests {
             server_name: "api.prod".into(),
             alpn: Vec::new(),
             tls_versions: vec![TlsVersion::V1_2, TlsVersion::V1_3],
+            ca: None,
             verify_strict: false,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             http: None,
             origin: Origin::Configured,
+            fleet: Default::default(),
         });
         let prepared = prober.prepare(target.clone(), &rx.borrow());
         let r = prober.run(&prepared, "node").await;

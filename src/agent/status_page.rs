@@ -10,6 +10,7 @@
 //! [`html::esc`], which escapes `& < > " '` and bounds the length; the page's own
 //! literals are the only raw markup.
 
+mod fleet;
 mod html;
 mod row;
 
@@ -17,7 +18,7 @@ use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
 use self::html::{Expiry, Span, esc, rfc3339};
-use self::row::{HEADINGS, State};
+use self::row::{HEADINGS, RowOptions, State};
 use super::view::{AgentView, EdgeView};
 use crate::classify::Reason;
 
@@ -51,19 +52,30 @@ fn write_page(
 ) -> fmt::Result {
     let states: Vec<State> = edges.iter().map(State::of).collect();
     let tally = Tally::count(edges, &states);
+    let runbook = agent.runbook_base_url.as_deref().unwrap_or(LOCAL_RUNBOOK);
+    let opts = RowOptions {
+        runbook,
+        expiry_floor: agent.cert_expiry_warn_floor,
+    };
     write_head(out, agent, &tally)?;
     write_banners(out, agent, &tally)?;
-    write_facts(out, agent, now)?;
-    write_summary(out, &tally)?;
-    write_table(out, edges, &states, now)?;
+    write_facts(out, agent, now, &opts)?;
+    write_summary(out, &tally, runbook)?;
+    write_namespaces(out, edges, &states, runbook)?;
+    write_table(out, edges, &states, now, &opts)?;
     write!(
         out,
         "<footer><p>Rendered {} · this page reloads every {REFRESH_SECS} s · \
-         machine-readable: <a href=\"api/v1/edges\">/api/v1/edges</a>, \
-         <a href=\"metrics\">/metrics</a></p></footer>\n</body>\n</html>\n",
-        rfc3339(now)
+         <a href=\"{}\">runbook</a> · machine-readable: \
+         <a href=\"api/v1/edges\">/api/v1/edges</a>, <a href=\"metrics\">/metrics</a></p>\
+         </footer>\n</body>\n</html>\n",
+        rfc3339(now),
+        esc(runbook, MAX_NAME)
     )
 }
+
+/// The runbook this agent serves itself (relative, so it works behind any prefix).
+const LOCAL_RUNBOOK: &str = "docs/runbook";
 
 /// Edge counts for the title, the banners and the summary.
 #[derive(Debug, Default)]
@@ -146,34 +158,39 @@ fn write_banners(out: &mut String, agent: &AgentView, tally: &Tally) -> fmt::Res
     Ok(())
 }
 
-/// Source, version, uptime, readiness, own identity, config.
-fn write_facts(out: &mut String, agent: &AgentView, now: SystemTime) -> fmt::Result {
+/// Source, version, uptime, readiness, own identity, config: a wrapped line of facts,
+/// so the edges start high on the screen. Each fact is a `<div>` of the list, so one
+/// more (the fleet share) fits without changing the layout.
+fn write_facts(
+    out: &mut String,
+    agent: &AgentView,
+    now: SystemTime,
+    opts: &RowOptions<'_>,
+) -> fmt::Result {
     out.write_str("<dl class=\"facts\">\n")?;
-    write!(
-        out,
-        "<dt>Source</dt><dd>{}</dd>\n<dt>Version</dt><dd>{}</dd>\n",
-        esc(&agent.source, MAX_NAME),
-        esc(agent.version, MAX_NAME)
-    )?;
     let up = now.duration_since(agent.started).unwrap_or_default();
     writeln!(
         out,
-        "<dt>Uptime</dt><dd>{} <small>(since {})</small></dd>",
+        "<div><dt>Source</dt><dd>{}</dd></div><div><dt>Version</dt><dd>{}</dd></div>\
+         <div><dt>Uptime</dt><dd title=\"since {}\">{}</dd></div>",
+        esc(&agent.source, MAX_NAME),
+        esc(agent.version, MAX_NAME),
+        rfc3339(agent.started),
         Span(up),
-        rfc3339(agent.started)
     )?;
     match &agent.ready {
-        Ok(()) => out.write_str("<dt>Readiness</dt><dd class=\"good\">ready</dd>\n")?,
+        Ok(()) => out.write_str("<div><dt>Readiness</dt><dd class=\"good\">ready</dd></div>\n")?,
         Err(why) => writeln!(
             out,
-            "<dt>Readiness</dt><dd class=\"bad\">not ready: {}</dd>",
+            "<div><dt>Readiness</dt><dd class=\"bad\">not ready: {}</dd></div>",
             esc(why, MAX_PROBLEM)
         )?,
     }
-    write_identity(out, agent, now)?;
+    write_identity(out, agent, now, opts)?;
+    fleet::write_facts(out, agent.fleet.as_ref(), now)?;
     write!(
         out,
-        "<dt>Config</dt><dd>{}",
+        "<div><dt>Config</dt><dd>{}",
         esc(&agent.config_file, MAX_NAME)
     )?;
     if let Some(problem) = &agent.config_problem {
@@ -184,25 +201,35 @@ fn write_facts(out: &mut String, agent: &AgentView, now: SystemTime) -> fmt::Res
             esc(problem, MAX_PROBLEM)
         )?;
     }
-    out.write_str("</dd>\n</dl>\n")
+    out.write_str("</dd></div>\n</dl>\n")
 }
 
-fn write_identity(out: &mut String, agent: &AgentView, now: SystemTime) -> fmt::Result {
-    out.write_str("<dt>Identity</dt><dd>")?;
+fn write_identity(
+    out: &mut String,
+    agent: &AgentView,
+    now: SystemTime,
+    opts: &RowOptions<'_>,
+) -> fmt::Result {
+    out.write_str("<div><dt>Identity</dt><dd>")?;
     match &agent.identity_spiffe_id {
         Some(id) => write!(out, "<span class=\"id\">{}</span>", esc(id, MAX_NAME))?,
         None => out.write_str("<i>no SPIFFE ID loaded</i>")?,
     }
     if let Some(not_after) = agent.identity_not_after {
-        let expiry = Expiry::of(not_after, now);
+        let expiry = Expiry::of(agent.identity_not_before, not_after, now, opts.expiry_floor);
         let verb = if expiry == Expiry::Expired {
             ""
         } else {
             "expires "
         };
-        write!(out, "<br><span class=\"{}\">{verb}", expiry.class())?;
+        write!(
+            out,
+            " <span class=\"{}\" title=\"{}\">{verb}",
+            expiry.class(),
+            rfc3339(not_after)
+        )?;
         expiry.write_relative(out, not_after, now)?;
-        write!(out, " <small>({})</small></span>", rfc3339(not_after))?;
+        out.write_str("</span>")?;
     }
     if let Some(problem) = &agent.identity_problem {
         write!(
@@ -211,22 +238,22 @@ fn write_identity(out: &mut String, agent: &AgentView, now: SystemTime) -> fmt::
             esc(problem, MAX_PROBLEM)
         )?;
     }
-    out.write_str("</dd>\n")
+    out.write_str("</dd></div>\n")
 }
 
-/// "N edges: …" and the failures counted by stage/reason, most frequent first.
-fn write_summary(out: &mut String, t: &Tally) -> fmt::Result {
+/// "N edges: …", and the failures by stage/reason (folded: the table says it too).
+fn write_summary(out: &mut String, t: &Tally, runbook: &str) -> fmt::Result {
     writeln!(
         out,
-        "<p class=\"summary\"><b>{} edges</b>: <span class=\"good\">{} passing</span> \
-         ({} of them refused as expected), <span class=\"{}\">{} failing</span> \
-         ({} STRICT violations), {} pending.</p>",
+        "<p class=\"summary\"><b>{} edges</b>: <span class=\"{}\">{} failing</span> \
+         ({} STRICT violations), <span class=\"good\">{} passing</span> \
+         ({} of them refused as expected), {} pending.</p>",
         t.total,
-        t.pass + t.refused,
-        t.refused,
         if t.fail > 0 { "bad" } else { "good" },
         t.fail,
         t.violations,
+        t.pass + t.refused,
+        t.refused,
         t.pending
     )?;
     let mut causes: Vec<(Reason, usize)> = Reason::ALL
@@ -239,16 +266,145 @@ fn write_summary(out: &mut String, t: &Tally) -> fmt::Result {
     }
     // Most frequent first; ties in SPEC order (which is layer order).
     causes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.write_str("<p class=\"causes\">Failures by cause:</p>\n<ul class=\"causes\">\n")?;
+    write!(
+        out,
+        "<details class=\"causes\"><summary>Failures by cause ({} reasons)</summary><ul>",
+        causes.len()
+    )?;
     for (reason, n) in causes {
-        writeln!(
+        write!(
             out,
-            "<li>{n} × {}/<a href=\"docs/runbook.md#{1}\">{1}</a></li>",
+            "<li>{n} × {}/<a href=\"{}#{reason}\">{reason}</a></li>",
             reason.stage(),
-            reason.as_str()
+            esc(runbook, MAX_NAME)
         )?;
     }
-    out.write_str("</ul>\n")
+    out.write_str("</ul></details>\n")
+}
+
+/// Failing namespaces shown as chips; the rest are folded into one line.
+const MAX_NS_CHIPS: usize = 12;
+
+/// One namespace's counts, for the summary above the table.
+#[derive(Default)]
+struct Namespace<'a> {
+    name: &'a str,
+    edges: usize,
+    failing: usize,
+    pending: usize,
+    /// The worst state's most frequent reason: (violation first, count, reason).
+    reasons: Vec<(bool, Reason)>,
+}
+
+/// The namespace of an edge: what its name has before the first `/` (`production` of
+/// `production/api`), else the whole name.
+fn namespace_of(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
+}
+
+/// Failing namespaces as chips (counts and the worst reason), then the healthy ones
+/// folded into one line: usable with 300 edges in 60 namespaces.
+fn write_namespaces(
+    out: &mut String,
+    edges: &[EdgeView],
+    states: &[State],
+    runbook: &str,
+) -> fmt::Result {
+    let mut by_ns: std::collections::BTreeMap<&str, Namespace<'_>> = Default::default();
+    for (edge, state) in edges.iter().zip(states) {
+        let name = namespace_of(&edge.target.name);
+        let ns = by_ns.entry(name).or_insert_with(|| Namespace {
+            name,
+            ..Namespace::default()
+        });
+        ns.edges += 1;
+        match state {
+            State::Fail | State::Violation => {
+                ns.failing += 1;
+                if let Some(r) = edge.last.as_deref().and_then(|r| r.reason) {
+                    ns.reasons.push((*state == State::Violation, r));
+                }
+            }
+            State::Pending => ns.pending += 1,
+            State::Pass | State::Refused => {}
+        }
+    }
+    if by_ns.len() < 2 {
+        return Ok(());
+    }
+    let (mut failing, healthy): (Vec<_>, Vec<_>) =
+        by_ns.into_values().partition(|ns| ns.failing > 0);
+    failing.sort_by(|a, b| b.failing.cmp(&a.failing).then(a.name.cmp(b.name)));
+    out.write_str("<section class=\"ns\" aria-label=\"by namespace\">")?;
+    // The worst few namespaces as chips; past that the table is the better list.
+    let (shown, folded) = failing.split_at(failing.len().min(MAX_NS_CHIPS));
+    for ns in shown {
+        write!(
+            out,
+            "<span class=\"chip bad\"><b>{}</b> {}/{} failing",
+            esc(ns.name, MAX_NAME),
+            ns.failing,
+            ns.edges
+        )?;
+        if let Some(r) = worst(&ns.reasons) {
+            write!(out, " · <a href=\"{}#{r}\">{r}</a>", esc(runbook, MAX_NAME))?;
+        }
+        out.write_str("</span>")?;
+    }
+    if !folded.is_empty() {
+        write!(
+            out,
+            "<details class=\"chip bad\"><summary>{} more namespace(s) failing</summary>",
+            folded.len()
+        )?;
+        for (i, ns) in folded.iter().enumerate() {
+            let sep = if i > 0 { " · " } else { "" };
+            write!(
+                out,
+                "{sep}{} ({}/{})",
+                esc(ns.name, MAX_NAME),
+                ns.failing,
+                ns.edges
+            )?;
+        }
+        out.write_str("</details>")?;
+    }
+    if !healthy.is_empty() {
+        let edges: usize = healthy.iter().map(|n| n.edges).sum();
+        let pending: usize = healthy.iter().map(|n| n.pending).sum();
+        write!(
+            out,
+            "<details class=\"chip good\"><summary>{} namespace(s) passing, {edges} edges{}</summary>",
+            healthy.len(),
+            if pending > 0 {
+                format!(" ({pending} pending)")
+            } else {
+                String::new()
+            }
+        )?;
+        for (i, ns) in healthy.iter().enumerate() {
+            let sep = if i > 0 { " · " } else { "" };
+            write!(out, "{sep}{} ({})", esc(ns.name, MAX_NAME), ns.edges)?;
+        }
+        out.write_str("</details>")?;
+    }
+    out.write_str("</section>\n")
+}
+
+/// A STRICT violation if there is one, else the most frequent reason (ties: layer
+/// order).
+fn worst(reasons: &[(bool, Reason)]) -> Option<Reason> {
+    if let Some(&(_, r)) = reasons.iter().find(|(v, _)| *v) {
+        return Some(r);
+    }
+    let mut counts = [0usize; Reason::ALL.len()];
+    for &(_, r) in reasons {
+        counts[r as usize] += 1;
+    }
+    Reason::ALL
+        .into_iter()
+        .filter(|r| counts[*r as usize] > 0)
+        .max_by(|a, b| counts[*a as usize].cmp(&counts[*b as usize]).then(b.cmp(a)))
 }
 
 fn write_table(
@@ -256,50 +412,77 @@ fn write_table(
     edges: &[EdgeView],
     states: &[State],
     now: SystemTime,
+    opts: &RowOptions<'_>,
 ) -> fmt::Result {
     if edges.is_empty() {
         return out.write_str("<p>No edges configured.</p>\n");
     }
     out.write_str("<table class=\"edges\">\n<thead><tr>")?;
-    for h in HEADINGS {
-        write!(out, "<th>{h}</th>")?;
+    for (h, class) in HEADINGS.iter().zip(COLUMN_CLASSES) {
+        write!(out, "<th class=\"{class}\">{h}</th>")?;
     }
     out.write_str("</tr></thead>\n<tbody>\n")?;
     for placed in row::order(edges, states) {
         let (edge, state) = (&edges[placed.index], states[placed.index]);
-        row::write_row(out, edge, state, placed.child, now)?;
+        row::write_row(out, edge, state, placed.child, now, opts)?;
     }
     out.write_str("</tbody>\n</table>\n")
 }
 
+/// The `<th>` classes, matching the cells' (for the column widths).
+const COLUMN_CLASSES: [&str; 6] = ["state", "target", "reason", "detail", "num", "expiry"];
+
 /// Inline styles only: the page must work with no network and no other endpoint.
+///
+/// Wide screens: a fixed table layout, one line per edge (names and details cut with
+/// an ellipsis, whole on hover and in the opened row). Narrow screens (a phone, 420 px):
+/// each edge becomes a block with state, target and reason on top and the detail under
+/// them; the ratio and expiry move into the opened row.
 const CSS: &str = "\
-body{font:14px/1.4 system-ui,sans-serif;margin:1em;color:#111;background:#fff}\
-h1{font-size:1.3em;margin:0 0 .4em}\
-.banner{padding:.5em .8em;margin:.4em 0;font-weight:700;border-radius:3px}\
+body{font:14px/1.4 system-ui,sans-serif;margin:.5em 1em;color:#111;background:#fff}\
+h1{font-size:1.2em;margin:0 0 .2em}\
+.banner{padding:.4em .8em;margin:.3em 0;font-weight:700;border-radius:3px}\
 .banner.identity{background:#b00020;color:#fff}\
 .banner.strict{background:#4a0072;color:#fff}\
-dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15em 1em;margin:.5em 0}\
-dl.facts dt{font-weight:600}dl.facts dd{margin:0;overflow-wrap:anywhere}\
-.good{color:#1b6e2e;font-weight:600}.bad{color:#b00020;font-weight:700}\
+dl.facts{display:flex;flex-wrap:wrap;gap:.1em 1.4em;margin:.2em 0}\
+dl.facts div{display:flex;gap:.4em;min-width:0}dl.facts dt{font-weight:600}\
+dl.facts dd{margin:0;overflow-wrap:anywhere}\
+.good{color:#1b6e2e;font-weight:600}.bad{color:#b00020;font-weight:700}.dim{color:#777}\
 .expiry.soon{background:#ffe08a;font-weight:700}\
 .expiry.expired{background:#b00020;color:#fff;font-weight:700}\
-ul.causes{margin:.2em 0 1em;columns:3 20em}p.causes{margin:.2em 0}\
-table.edges{border-collapse:collapse;width:100%}\
-th,td{border:1px solid #ccc;padding:.25em .4em;vertical-align:top;text-align:left}\
+p.summary{margin:.3em 0}\
+details.causes{margin:.2em 0}details.causes ul{margin:.2em 0;columns:3 18em}\
+section.ns{display:flex;flex-wrap:wrap;gap:.25em;margin:.3em 0 .5em}\
+.chip{border:1px solid #ccc;border-radius:3px;padding:0 .4em;white-space:nowrap}\
+.chip.bad{background:#fde8ea;border-color:#f3b4bc;font-weight:400}\
+.chip.good{background:#e7f5ea;border-color:#b7dcc0;color:#111;font-weight:400;white-space:normal}\
+table.edges{border-collapse:collapse;width:100%;table-layout:fixed;line-height:1.25}\
+th,td{border:1px solid #ccc;padding:.1em .4em;vertical-align:top;text-align:left}\
 thead th{position:sticky;top:0;background:#f3f3f3}\
+th.state{width:8.8em}th.target{width:22%}th.reason{width:17em}th.num{width:5.5em}\
+th.expiry{width:8.5em}\
+td.state,td.target,td.reason,td.num,td.expiry{white-space:nowrap;overflow:hidden;\
+text-overflow:ellipsis}\
+td.detail summary{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;cursor:pointer}\
+td.detail dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.1em .8em;\
+margin:.3em 0}td.detail dt{font-weight:600}td.detail dd{margin:0;overflow-wrap:anywhere}\
+dd.full{white-space:pre-wrap}\
 tr.pass td,tr.refused td{background:#e7f5ea}\
 tr.fail td{background:#fde8ea}\
 tr.violation td{background:#4a0072;color:#fff}tr.violation a{color:#ffd1ff}\
 tr.pending td{background:#eee;color:#555}\
-td.state{font-weight:700;white-space:nowrap}\
+td.state{font-weight:700}\
 tr.pass td.state,tr.refused td.state{color:#1b6e2e}tr.fail td.state{color:#b00020}\
-tr.child td.target{padding-left:1.8em}.tree{color:#888}\
-td.detail{white-space:pre-wrap;overflow-wrap:anywhere;min-width:16em;max-width:40em}\
-td.id,td.target,td.addr{overflow-wrap:anywhere;max-width:22em}\
-td.num,td.at{white-space:nowrap}.partial{color:#b00020;font-weight:700}\
-tr.violation .partial{color:#ffd1ff}.note{font-weight:700}small{opacity:.8}\
-footer{margin-top:1em;color:#555}";
+tr.child td.target{padding-left:1.2em}.tree{color:#888}\
+.partial{color:#b00020;font-weight:700}tr.violation .partial{color:#ffd1ff}\
+small{opacity:.8}footer{margin-top:1em;color:#555}\
+@media (max-width:760px){\
+table.edges,table.edges tbody{display:block}table.edges thead{display:none}\
+table.edges tr{display:flex;flex-wrap:wrap;border:1px solid #ccc;margin:0 0 .3em}\
+table.edges td{display:block;border:0;min-width:0;box-sizing:border-box}\
+td.state{flex:0 0 auto}td.target{flex:1 1 0}td.reason{flex:1 0 100%}\
+td.detail{flex:1 0 100%}table.edges td.num,table.edges td.expiry{display:none}\
+td.detail dl{grid-template-columns:minmax(0,1fr)}}";
 
 #[cfg(test)]
 mod tests {
@@ -330,11 +513,13 @@ mod tests {
             server_name: "api.production.svc.cluster.local".into(),
             alpn: vec!["h2".into()],
             tls_versions: vec![TlsVersion::V1_3],
+            ca: None,
             verify_strict: false,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             http: None,
             origin,
+            fleet: Default::default(),
         })
     }
 
@@ -386,8 +571,8 @@ mod tests {
                 ..Timings::default()
             },
             tls: (t.mode != Mode::Plaintext).then(|| TlsInfo {
-                version: "TLSv1_3",
-                cipher: "TLS13_AES_128_GCM_SHA256",
+                version: "TLS 1.3",
+                cipher: "TLS_AES_128_GCM_SHA256",
                 alpn: Some("h2".into()),
             }),
             peer: (t.mode != Mode::Plaintext).then(|| {
@@ -397,6 +582,7 @@ mod tests {
                 )
             }),
             http: None,
+            far_side: None,
             at: rfc3339(now() - Duration::from_secs(4)).to_string(),
         }
     }
@@ -413,6 +599,7 @@ mod tests {
             probes: 120,
             passes: 119,
             since: Some(now() - Duration::from_secs(180)),
+            fleet: None,
         }
     }
 
@@ -457,6 +644,10 @@ mod tests {
             identity_problem: None,
             config_file: "/etc/mtls-prober/probes.toml".into(),
             config_problem: None,
+            fleet: None,
+            identity_not_before: None,
+            runbook_base_url: None,
+            cert_expiry_warn_floor: Duration::from_secs(3600),
         }
     }
 
@@ -467,7 +658,7 @@ mod tests {
     /// The `<tr>` of the edge named exactly `name`.
     fn row<'a>(html: &'a str, name: &str) -> &'a str {
         let cell = format!("</span>{name}<");
-        let plain = format!("<td class=\"target\">{name}<");
+        let plain = format!("title=\"{name}\">{name}<");
         html.lines()
             .filter(|l| l.starts_with("<tr class=\"edge"))
             .find(|l| l.contains(&cell) || l.contains(&plain))
@@ -537,9 +728,9 @@ mod tests {
         let refused = row(&html, "tls-no-cert");
         assert!(refused.starts_with("<tr class=\"edge refused\">"));
         assert!(refused.contains("refused as expected"));
-        assert!(row(&html, "broken").contains("href=\"docs/runbook.md#cert_expired\""));
+        assert!(row(&html, "broken").contains("href=\"docs/runbook#cert_expired\""));
         let hint = esc(Reason::CertExpired.hint(), usize::MAX).to_string();
-        assert!(row(&html, "broken").contains(&format!("<td class=\"hint\">{hint}</td>")));
+        assert!(row(&html, "broken").contains(&format!("<dt>Hint</dt><dd>{hint}</dd>")));
         assert!(!row(&html, "ok").contains("runbook"));
         assert!(html.contains("STRICT mTLS is not in force"));
     }
@@ -609,8 +800,18 @@ mod tests {
         let html = page(&[]);
         assert!(html.contains("<dd class=\"good\">ready</dd>"));
         assert!(html.contains("spiffe://cluster.local/ns/monitoring/sa/mtls-prober"));
-        assert!(html.contains("<span class=\"expiry soon\">expires in 20h"));
-        assert!(html.contains("<dt>Uptime</dt><dd>3h 1m"));
+        // 20 hours left is not "soon" by the floor alone (no not_before known)…
+        assert!(html.contains("expires in 20h"), "{html}");
+        assert!(!html.contains("expiry soon"), "{html}");
+        assert!(html.contains("<dt>Uptime</dt><dd title="));
+        // …nor for a 24-hour Istio certificate four hours into its life; it is with
+        // seven hours left of 24.
+        let mut a = agent();
+        a.identity_not_before = Some(now() - Duration::from_secs(4 * 3600));
+        assert!(!render_at(&a, &[], now()).contains("expiry soon"));
+        a.identity_not_before = Some(now() - Duration::from_secs(17 * 3600));
+        a.identity_not_after = Some(now() + Duration::from_secs(7 * 3600));
+        assert!(render_at(&a, &[], now()).contains("<span class=\"expiry soon\""));
         assert!(!html.contains("class=\"banner"));
     }
 
@@ -626,8 +827,8 @@ mod tests {
             strict_companion("f", true),
         ]);
         assert!(html.contains("<b>7 edges</b>"), "{html}");
-        assert!(html.contains("2 passing</span> (0 of them refused as expected)"));
-        assert!(html.contains("4 failing</span> (1 STRICT violations), 1 pending."));
+        assert!(html.contains("4 failing</span> (1 STRICT violations), "));
+        assert!(html.contains("2 passing</span> (0 of them refused as expected), 1 pending."));
         let expired = html.find("<li>2 × certificate/").unwrap();
         let rbac = html.find("<li>1 × request/").unwrap();
         assert!(expired < rbac);
@@ -644,19 +845,87 @@ mod tests {
         expired.peer = Some(peer("spiffe://a/c", now() - Duration::from_secs(2 * 3600)));
         let html = page(&[edge(t, Some(r)), edge(expired_t, Some(expired))]);
         let soon = row(&html, "soon");
-        assert!(soon.contains("<td class=\"expiry soon\">"));
+        assert!(soon.contains("<td class=\"expiry soon\" title="), "{soon}");
         assert!(soon.contains("in 3h<"));
-        assert!(soon.contains("5m <span class=\"partial\">99.950%</span><br>30m 100%"));
-        assert!(soon.contains(">TLS 1.3 · h2"));
+        assert!(
+            soon.contains("<span class=\"partial\">99.950%</span></td>"),
+            "{soon}"
+        );
+        assert!(
+            soon.contains("5m 99.950% · 30m 100% (120 probes, 119 passed)"),
+            "{soon}"
+        );
+        assert!(
+            soon.contains(">TLS 1.3 TLS_AES_128_GCM_SHA256 · h2"),
+            "{soon}"
+        );
         assert!(soon.contains("→ 10.0.0.5:8080"));
         assert!(soon.contains("4s ago"));
-        assert!(soon.contains("120 / 119"));
         let old = row(&html, "old");
-        assert!(old.contains("<td class=\"expiry expired\">"));
+        assert!(old.contains("<td class=\"expiry expired\" title="));
         assert!(old.contains("expired 2h ago"));
         let pend = page(&[pending("new")]);
         assert!(row(&pend, "new").contains("not probed yet"));
-        assert!(row(&pend, "new").contains("5m –<br>30m –"));
+        assert!(row(&pend, "new").contains("5m – · 30m –"));
+    }
+
+    #[test]
+    fn runbook_links_follow_runbook_base_url() {
+        let edges = [failing("a/b", Reason::CertExpired, "x"), passing("c/d")];
+        let html = page(&edges);
+        assert!(
+            html.contains("href=\"docs/runbook#cert_expired\""),
+            "the agent's own"
+        );
+        let mut a = agent();
+        a.runbook_base_url = Some("https://wiki.example.com/runbook".into());
+        let html = render_at(&a, &edges, now());
+        assert!(html.contains("href=\"https://wiki.example.com/runbook#cert_expired\""));
+        assert!(!html.contains("docs/runbook"), "{html}");
+    }
+
+    #[test]
+    fn namespaces_are_summarised_above_the_table() {
+        // 300 edges in 60 namespaces, 20 of them with a failing edge.
+        let edges: Vec<EdgeView> = (0..300)
+            .map(|i| {
+                let name = format!("ns-{:02}/svc-{i}", i % 60);
+                if i % 60 < 20 && i < 60 {
+                    let reason = if i % 60 == 0 {
+                        Reason::PlaintextAccepted
+                    } else {
+                        Reason::ClientCertRejected
+                    };
+                    failing(&name, reason, "x")
+                } else {
+                    passing(&name)
+                }
+            })
+            .collect();
+        let html = page(&edges);
+        let ns = &html[html.find("<section class=\"ns\"").unwrap()..];
+        let ns = &ns[..ns.find("</section>").unwrap()];
+        assert_eq!(
+            ns.matches("<span class=\"chip bad\">").count(),
+            MAX_NS_CHIPS
+        );
+        assert!(ns.contains("8 more namespace(s) failing"), "{ns}");
+        assert!(ns.contains("40 namespace(s) passing, 200 edges"), "{ns}");
+        // A STRICT violation is the namespace's worst reason.
+        assert!(
+            ns.contains("<b>ns-00</b> 1/5 failing · <a href=\"docs/runbook#plaintext_accepted\">"),
+            "{ns}"
+        );
+        assert!(
+            ns.contains(
+                "<b>ns-01</b> 1/5 failing · <a href=\"docs/runbook#client_cert_rejected\">"
+            ),
+            "{ns}"
+        );
+        assert!(
+            html.find("<section class=\"ns\"").unwrap()
+                < html.find("<table class=\"edges\"").unwrap()
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Read-only views of the agent's state, for the status page and `/api/v1/edges`.
 //! Renderers take these and never touch the agent's locks or metrics.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -25,6 +26,8 @@ pub struct EdgeView {
     pub passes: u64,
     /// When the edge last changed state (pass↔fail or reason), if ever.
     pub since: Option<SystemTime>,
+    /// Why this agent probes it and who else does (`None` without `[fleet]`).
+    pub fleet: Option<EdgeFleet>,
 }
 
 /// The agent-wide facts the status page shows above the edge table.
@@ -48,6 +51,67 @@ pub struct AgentView {
     pub config_file: String,
     /// The last config reload error, if the running config is older than the file.
     pub config_problem: Option<String>,
+    /// Our certificate's `not_before`, if loaded (its lifetime sets the expiry warning).
+    pub identity_not_before: Option<SystemTime>,
+    /// `[agent] runbook_base_url`: where runbook links point; `None` = this agent's
+    /// own `docs/runbook`.
+    pub runbook_base_url: Option<String>,
+    /// `[agent] cert_expiry_warn_floor`.
+    pub cert_expiry_warn_floor: std::time::Duration,
+    /// Which share of the matrix this agent holds (`None` without `[fleet]`).
+    pub fleet: Option<FleetView>,
+}
+
+/// Why this agent probes an edge (the API's `fleet.share`).
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Share {
+    /// It is among the `k` agents the assignment picked.
+    Assigned,
+    /// The target has `fleet = "all"`: every agent probes it.
+    All,
+    /// The fleet fails open: every agent probes everything.
+    FailOpen,
+}
+
+/// The fleet's facts about one edge, for `/api/v1/edges` and the status page.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EdgeFleet {
+    /// Why this agent probes it.
+    pub share: Share,
+    /// The agents that probe it now, computed (not asked): the `k` of the assignment,
+    /// this agent among them. `None` when every agent does (`all`, failing open).
+    pub probers: Option<Vec<IpAddr>>,
+    /// The epoch of this assignment (`floor(unix time / rotate)`, 0 without rotation).
+    pub epoch: u64,
+}
+
+/// The agent-wide fleet facts (status page header, `AgentView`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetView {
+    /// `starting`, `sharing` or `fail_open`.
+    pub state: &'static str,
+    /// Why it is starting or failing open.
+    pub problem: Option<String>,
+    /// The peers name.
+    pub peers: String,
+    /// This agent's address.
+    #[serde(rename = "self")]
+    pub self_addr: IpAddr,
+    /// Agents seen (0 unless sharing: `mtls_probe_fleet_members`).
+    pub members: usize,
+    /// k.
+    pub probers_per_target: usize,
+    /// The current epoch.
+    pub epoch: u64,
+    /// When the assignment moves next (`None` without rotation).
+    pub next_rotation: Option<SystemTime>,
+    /// Shared edges this agent probes (`mtls_probe_fleet_assigned`).
+    pub assigned: usize,
+    /// Shared edges in the whole matrix.
+    pub shared: usize,
+    /// Edges every agent probes (`fleet = "all"`).
+    pub all: usize,
 }
 
 /// `/api/v1/edges`: the SPEC §8 object plus `success_ratio` per window. An edge not
@@ -59,6 +123,9 @@ pub struct ApiEdge<'a> {
     pub report: ApiReport<'a>,
     /// `{"5m": 0.99, "30m": 1.0}`; `null` for a window without probes.
     pub success_ratio: serde_json::Map<String, serde_json::Value>,
+    /// With `[fleet]`: `{"share": "assigned"|"all"|"fail_open", "probers": [...]|null, "epoch": n}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<&'a EdgeFleet>,
 }
 
 /// Either a report or a placeholder for an edge not probed yet.
@@ -103,6 +170,8 @@ pub struct PendingEdge<'a> {
     /// Always `null`.
     pub http: Option<()>,
     /// Always `null`.
+    pub far_side: Option<()>,
+    /// Always `null`.
     pub at: Option<()>,
 }
 
@@ -126,6 +195,7 @@ impl EdgeView {
                 tls: None,
                 peer: None,
                 http: None,
+                far_side: None,
                 at: None,
             }),
         };
@@ -142,6 +212,7 @@ impl EdgeView {
         ApiEdge {
             report,
             success_ratio,
+            fleet: self.fleet.as_ref(),
         }
     }
 }

@@ -8,6 +8,8 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::{Failure, Reason};
 use crate::identity::load::{TrustBundle, rfc3339};
 use crate::tls::peer::CertSummary;
+use crate::tls::trust::SYSTEM_ROOTS;
+use crate::tls::words::webpki_words;
 
 /// Maps a webpki path-building error over the peer's chain to a failure.
 pub fn chain_failure(
@@ -65,9 +67,13 @@ pub fn chain_failure(
             Failure::new(
                 Reason::CertUntrusted,
                 format!(
-                    "the chain does not reach the trust bundle: issuer \"{issuer}\" is not in \
-                     {} (roots: {})",
-                    bundle.file.display(),
+                    "the chain does not reach the trust bundle: its issuer \"{issuer}\" is not \
+                     among {} ({})",
+                    if bundle.file == std::path::Path::new(SYSTEM_ROOTS) {
+                        SYSTEM_ROOTS.to_owned()
+                    } else {
+                        format!("the roots of {}", bundle.file.display())
+                    },
                     quote_list(&bundle.subjects())
                 ),
             )
@@ -80,15 +86,34 @@ pub fn chain_failure(
                  extended key usage",
             )
         }
-        other => {
+        webpki::Error::CaUsedAsEndEntity => {
             let _ = now_t;
+            let what = leaf
+                .as_ref()
+                .map(|l| format!(" ({}, serial {})", l.subject_or_san(), l.serial))
+                .unwrap_or_default();
             Failure::new(
                 Reason::CertInvalid,
-                format!("the peer's chain is invalid: {other}"),
+                format!(
+                    "the peer presented a CA certificate as its server certificate{what}: it \
+                     has basicConstraints CA:TRUE, which TLS clients refuse for a leaf \
+                     (`openssl req -x509` makes such a self-signed CA by default)"
+                ),
             )
+            .with_hint(CA_AS_LEAF_HINT)
         }
+        other => Failure::new(
+            Reason::CertInvalid,
+            format!("the peer's chain is invalid: {}", webpki_words(other)),
+        ),
     }
 }
+
+/// The hint for a CA certificate presented as a server's leaf, more precise than the
+/// runbook's general `cert_invalid` line.
+pub const CA_AS_LEAF_HINT: &str = "Issue a leaf signed by a CA (CA:FALSE, serverAuth) and trust \
+     the CA; for a quick self-signed test cert add `-addext basicConstraints=critical,CA:FALSE` \
+     to `openssl req -x509`.";
 
 fn serial_note(leaf: Option<&CertSummary>) -> String {
     leaf.map(|l| format!(" (leaf serial {}, {})", l.serial, l.subject_or_san()))
@@ -99,11 +124,18 @@ fn quote_list(items: &[&str]) -> String {
     if items.is_empty() {
         return "none".into();
     }
-    items
+    // The system's store has ~150 roots: name a few, count the rest.
+    const SHOWN: usize = 4;
+    let mut out = items
         .iter()
+        .take(SHOWN)
         .map(|s| format!("\"{s}\""))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if items.len() > SHOWN {
+        out.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    out
 }
 
 /// A duration rounded to whole seconds, humanised ("1h 2m 3s").

@@ -295,6 +295,9 @@ pub struct Failure {
     /// or reset, or answered 403 (or "TLS required"). This is what `expect = "reject"`
     /// wants to see; timeouts and our own verification failures are not refusals.
     pub refused_by_peer: bool,
+    /// A hint more precise than the reason's runbook line, when the classifier knows
+    /// the exact cause (a CA certificate used as a leaf); `None` = [`Reason::hint`].
+    pub hint: Option<&'static str>,
 }
 
 impl Failure {
@@ -304,6 +307,7 @@ impl Failure {
             reason,
             detail: detail.into(),
             refused_by_peer: false,
+            hint: None,
         }
     }
 
@@ -313,6 +317,20 @@ impl Failure {
             refused_by_peer: true,
             ..Self::new(reason, detail)
         }
+    }
+
+    /// The same failure with a hint of its own (see [`Failure::hint`]).
+    #[must_use]
+    pub fn with_hint(self, hint: &'static str) -> Self {
+        Self {
+            hint: Some(hint),
+            ..self
+        }
+    }
+
+    /// The hint to show: the failure's own, else the reason's runbook line.
+    pub fn hint(&self) -> &'static str {
+        self.hint.unwrap_or_else(|| self.reason.hint())
     }
 
     /// The stage of the reason.

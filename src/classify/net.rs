@@ -7,14 +7,37 @@ use super::{Failure, Reason};
 use crate::classify::cert::human;
 
 /// A DNS lookup error → `dns_not_found` (the name has no addresses) or `dns_error`.
+///
+/// The detail is written in DNS words (NXDOMAIN, SERVFAIL, "no AAAA records"), never
+/// the resolver's Rust debug form (`Query { name: Name(…) }`).
 pub fn resolve_failure(host: &str, err: &hickory_resolver::net::NetError) -> Failure {
-    if err.is_nx_domain() || err.is_no_records_found() {
-        Failure::new(
-            Reason::DnsNotFound,
-            format!("{host} has no A/AAAA records ({err})"),
-        )
-    } else {
-        Failure::new(Reason::DnsError, format!("resolving {host} failed: {err}"))
+    use hickory_resolver::net::{DnsError, NetError};
+
+    match err {
+        NetError::Dns(DnsError::NoRecordsFound(_)) => {
+            let what = if err.is_nx_domain() {
+                "does not exist (NXDOMAIN)"
+            } else {
+                "exists but has no A/AAAA records (NOERROR, no data)"
+            };
+            Failure::new(Reason::DnsNotFound, format!("{host} {what}"))
+        }
+        NetError::Dns(DnsError::ResponseCode(code)) => Failure::new(
+            Reason::DnsError,
+            format!("resolving {host} failed: the DNS server answered {code}"),
+        ),
+        NetError::Timeout => Failure::new(
+            Reason::DnsError,
+            format!("resolving {host} failed: the DNS server did not answer in time"),
+        ),
+        NetError::Io(e) => Failure::new(
+            Reason::DnsError,
+            format!("resolving {host} failed: cannot reach the DNS server ({e})"),
+        ),
+        other => Failure::new(
+            Reason::DnsError,
+            format!("resolving {host} failed: {other}"),
+        ),
     }
 }
 
@@ -98,9 +121,38 @@ mod tests {
     #[test]
     fn dns_errors() {
         use hickory_resolver::net::NetError;
+        use hickory_resolver::net::{DnsError, NoRecords};
+        use hickory_resolver::proto::op::{Query, ResponseCode};
+        use hickory_resolver::proto::rr::{Name, RecordType};
         let f = resolve_failure("api.prod.svc", &NetError::Timeout);
         assert_eq!(f.reason, Reason::DnsError);
         assert!(f.detail.contains("api.prod.svc"));
+        // DNS words, not the resolver's debug form (`Query { name: Name(…) }`).
+        let query = Query::query(
+            Name::from_ascii("nope.invalid.").expect("a name"),
+            RecordType::AAAA,
+        );
+        let nx = NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(
+            query.clone(),
+            ResponseCode::NXDomain,
+        )));
+        let f = resolve_failure("nope.invalid", &nx);
+        assert_eq!(f.reason, Reason::DnsNotFound);
+        assert_eq!(f.detail, "nope.invalid does not exist (NXDOMAIN)");
+        let empty = NetError::Dns(DnsError::NoRecordsFound(NoRecords::new(
+            query,
+            ResponseCode::NoError,
+        )));
+        let f = resolve_failure("nope.invalid", &empty);
+        assert_eq!(f.reason, Reason::DnsNotFound);
+        assert!(f.detail.contains("has no A/AAAA records"), "{}", f.detail);
+        assert!(!f.detail.contains("Query {"), "{}", f.detail);
+        let f = resolve_failure(
+            "x.svc",
+            &NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)),
+        );
+        assert_eq!(f.reason, Reason::DnsError);
+        assert!(f.detail.contains("answered Server Failure"), "{}", f.detail);
         let f = resolve_timeout("api.prod.svc", Duration::from_millis(1500));
         assert_eq!(f.reason, Reason::DnsError);
         assert!(f.detail.contains("1500ms"), "{}", f.detail);

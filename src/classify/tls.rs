@@ -155,7 +155,14 @@ pub fn rustls_failure(err: &rustls::Error, ctx: &HandshakeContext<'_>) -> Failur
             | rustls::InvalidMessage::MessageTooLarge),
         ) => Failure::new(
             Reason::HandshakeError,
-            format!("the peer sent an oversized handshake message ({m:?}); cut off"),
+            format!(
+                "the peer sent an oversized handshake message ({}); cut off",
+                match m {
+                    rustls::InvalidMessage::CertificatePayloadTooLarge => "its certificate chain",
+                    rustls::InvalidMessage::HandshakePayloadTooLarge => "a handshake payload",
+                    _ => "a record",
+                }
+            ),
         ),
         E::PeerSentOversizedRecord => Failure::new(
             Reason::HandshakeError,
@@ -171,8 +178,18 @@ pub fn rustls_failure(err: &rustls::Error, ctx: &HandshakeContext<'_>) -> Failur
         ) => Failure::new(
             Reason::ProtocolVersion,
             format!(
-                "no TLS version in common: we offered {}, the server chose otherwise ({p:?})",
-                ctx.offered_versions
+                "no TLS version in common: we offered {}, the server chose otherwise ({})",
+                ctx.offered_versions,
+                match p {
+                    P::ServerDoesNotSupportTls12Or13 => "it supports neither TLS 1.2 nor 1.3",
+                    P::ServerTlsVersionIsDisabledByOurConfig =>
+                        "it chose a version our tls_versions do not offer",
+                    P::Tls12NotOffered | P::Tls12NotOfferedOrEnabled =>
+                        "it chose TLS 1.2, which we did not offer",
+                    P::SupportedVersionsExtensionRequired =>
+                        "it did not negotiate TLS 1.3 as it must",
+                    _ => "its version is not one we speak",
+                }
             ),
         ),
         E::PeerIncompatible(
@@ -182,7 +199,14 @@ pub fn rustls_failure(err: &rustls::Error, ctx: &HandshakeContext<'_>) -> Failur
             | P::NoCertificateRequestSignatureSchemesInCommon),
         ) => Failure::new(
             Reason::NoCommonCipher,
-            format!("no cipher suite or key exchange in common with the server ({p:?})"),
+            format!(
+                "no {} in common with the server",
+                match p {
+                    P::NoCipherSuitesInCommon => "cipher suite",
+                    P::NoKxGroupsInCommon => "key exchange group",
+                    _ => "signature scheme",
+                }
+            ),
         ),
         E::NoApplicationProtocol
         | E::PeerMisbehaved(rustls::PeerMisbehaved::SelectedUnofferedApplicationProtocol) => {

@@ -1,45 +1,107 @@
 //! `mtls-prober check`: validate the config and the identity files, print the effective
 //! config. Never contacts a target.
+//!
+//! Problems come first, each naming the config key that named the file
+//! (`identity.cert`), and the exit code is 2. Only a valid config (or `--verbose`)
+//! prints the effective configuration, and everything on stdout is TOML (the status
+//! lines are comments), so `check > effective.toml` can be fed back with `--config`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use super::CmdError;
 use crate::classify::cert::human;
 use crate::cli::CheckArgs;
-use crate::config::{self, Config, Env, Mode};
-use crate::identity::load::rfc3339;
+use crate::config::{self, Config, Env, IdentityConfig, Mode, TrustSource, effective};
+use crate::identity::load::{IdentityError, rfc3339};
 use crate::identity::load_parts;
+use crate::tls::trust::AnchorCache;
 
 /// Runs `check`.
 pub fn run(args: &CheckArgs, env: &Env) -> Result<ExitCode, CmdError> {
     let config = config::load(&args.config, env)?;
-    println!("config {}: valid", args.config.display());
-    let mut problems = Vec::new();
-    check_identity(&config, &mut problems);
-    print_sources(&config, &args.config);
+    let file = args.config.display().to_string();
+    let mut report = Report::default();
+    check_identity(&config, &file, &mut report);
+    check_target_cas(&config, &file, &mut report);
+    sources(&config, &args.config, &mut report);
     if config.targets.is_empty() && config.discover.is_empty() {
-        println!("warning: no [[target]] and no [[discover]]: the agent will only serve");
+        report
+            .lines
+            .push("! no [[target]] and no [[discover]]: the agent will only serve".into());
     }
-    println!();
-    println!("# effective configuration (defaults applied, verify_strict companions expanded)");
-    match toml::to_string(&config) {
-        Ok(text) => println!("{text}"),
-        Err(e) => println!("(cannot render: {e})"),
+    let ok = report.problems.is_empty();
+    for p in &report.problems {
+        eprintln!("error: {p}");
     }
-    if problems.is_empty() {
-        Ok(ExitCode::SUCCESS)
+    if ok {
+        let companions = config
+            .targets
+            .iter()
+            .filter(|t| matches!(t.origin, config::Origin::StrictCompanion { .. }))
+            .count();
+        println!(
+            "# ✓ config {file}: valid: {} target(s) ({companions} verify_strict companion(s)), \
+             {} discover(s)",
+            config.targets.len(),
+            config.discover.len()
+        );
     } else {
-        for p in &problems {
-            eprintln!("error: {p}");
-        }
-        Ok(ExitCode::from(2))
+        eprintln!(
+            "{file}: {} problem(s), the config cannot be used as it is{}",
+            report.problems.len(),
+            if args.verbose {
+                ""
+            } else {
+                " (--verbose also prints the effective configuration)"
+            }
+        );
     }
+    if ok || args.verbose {
+        for line in &report.lines {
+            println!("# {line}");
+        }
+        println!("#");
+        println!(
+            "# effective configuration: defaults applied; save it and pass it back with --config"
+        );
+        println!("{}", effective::render(&config));
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
-fn check_identity(config: &Config, problems: &mut Vec<String>) {
+/// What `check` found: status lines (stdout, as TOML comments) and problems (stderr).
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// `file: identity.cert: /path: problem`: the key that named the file comes first, as
+/// in every config error.
+fn keyed(file: &str, id: &IdentityConfig, e: &IdentityError) -> String {
+    let key = if e.file == id.cert {
+        "identity.cert"
+    } else if e.file == id.key {
+        "identity.key"
+    } else if e.file == id.ca {
+        "identity.ca"
+    } else {
+        return format!("{file}: [identity]: {e}");
+    };
+    format!("{file}: {key}: {e}")
+}
+
+fn check_identity(config: &Config, file: &str, report: &mut Report) {
     let Some(id) = &config.identity else {
-        println!("identity: none configured (only tls with --insecure-skip-verify and plaintext)");
+        report.lines.push(
+            "· identity: none configured (tls targets with their own ca, and plaintext)".into(),
+        );
         return;
     };
     let provider = rustls::crypto::aws_lc_rs::default_provider();
@@ -47,32 +109,34 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
     let (bundle, client) = load_parts(id, &provider, now);
     match &bundle {
         Ok(b) => {
-            println!(
+            report.lines.push(format!(
                 "✓ trust bundle {}: {} root(s)",
                 id.ca.display(),
                 b.roots().len()
-            );
+            ));
             for r in b.roots() {
-                println!("    {} sha256 {}", r.subject, r.sha256);
+                report
+                    .lines
+                    .push(format!("    {} sha256 {}", r.subject, r.sha256));
             }
         }
-        Err(e) => problems.push(e.to_string()),
+        Err(e) => report.problems.push(keyed(file, id, e)),
     }
     match &client {
         Ok(c) => {
-            println!(
+            report.lines.push(format!(
                 "✓ certificate {}: parsed, key {} matches, chain reaches the bundle",
                 id.cert.display(),
                 id.key.display()
-            );
+            ));
             let left = c.leaf.not_after.duration_since(now).unwrap_or_default();
-            println!(
+            report.lines.push(format!(
                 "✓ valid {} .. {} ({} left), serial {}",
                 rfc3339(c.leaf.not_before),
                 rfc3339(c.leaf.not_after),
                 human(left),
                 c.leaf.serial
-            );
+            ));
             match (&c.spiffe_id, &id.trust_domain) {
                 (Some(sid), Some(td))
                     if sid.trust_domain() != td.as_str()
@@ -81,15 +145,16 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
                             .iter()
                             .any(|a| a.as_str() == sid.trust_domain()) =>
                 {
-                    problems.push(format!(
-                        "{}: our SPIFFE ID {sid} is not in [identity].trust_domain {td} or its aliases",
+                    report.problems.push(format!(
+                        "{file}: identity.cert: {}: our SPIFFE ID {sid} is not in \
+                         identity.trust_domain {td} or its aliases",
                         id.cert.display()
                     ));
                 }
-                (Some(sid), _) => println!("✓ SPIFFE ID {sid}"),
+                (Some(sid), _) => report.lines.push(format!("✓ SPIFFE ID {sid}")),
                 (None, _) => {
                     let needs = config.targets.iter().any(|t| t.mode == Mode::Mtls);
-                    println!(
+                    report.lines.push(format!(
                         "{} no SPIFFE ID in our certificate (DNS SANs: {}){}",
                         if needs { "!" } else { "·" },
                         c.leaf.dns_sans.join(", "),
@@ -98,17 +163,17 @@ fn check_identity(config: &Config, problems: &mut Vec<String>) {
                         } else {
                             ""
                         }
-                    );
+                    ));
                 }
             }
         }
-        Err(e) if bundle.is_ok() => problems.push(e.to_string()),
+        Err(e) if bundle.is_ok() => report.problems.push(keyed(file, id, e)),
         Err(_) => {}
     }
 }
 
 /// Where each target came from: the config file or a file pulled in by `include`.
-fn print_sources(config: &Config, path: &std::path::Path) {
+fn sources(config: &Config, path: &Path, report: &mut Report) {
     if config.agent.include.is_empty() {
         return;
     }
@@ -118,20 +183,57 @@ fn print_sources(config: &Config, path: &std::path::Path) {
         .iter()
         .filter(|t| t.origin == config::Origin::Configured)
         .count()
-        - included;
-    println!("targets from {}: {own}", path.display());
+        .saturating_sub(included);
+    report
+        .lines
+        .push(format!("· targets from {}: {own}", path.display()));
     for pattern in &config.agent.include {
-        println!("include {pattern:?}");
+        report.lines.push(format!("· include {pattern:?}"));
     }
     if config.included.is_empty() {
-        println!("    (no file matches yet)");
+        report.lines.push("    (no file matches yet)".into());
     }
     for file in &config.included {
-        println!(
+        report.lines.push(format!(
             "    {}: {} target(s): {}",
             file.path.display(),
             file.targets.len(),
             file.targets.join(", ")
-        );
+        ));
+    }
+}
+
+/// Every target's own `ca` must load (each file once).
+fn check_target_cas(config: &Config, file: &str, report: &mut Report) {
+    let cache = AnchorCache::default();
+    let mut seen: Vec<&TrustSource> = Vec::new();
+    let all = config
+        .targets
+        .iter()
+        .chain(config.discover.iter().map(|d| &d.template));
+    for t in all {
+        let Some(src) = &t.ca else { continue };
+        if seen.contains(&src) {
+            continue;
+        }
+        seen.push(src);
+        match cache.bundle(src) {
+            Ok(b) => report.lines.push(format!(
+                "✓ ca of target {:?} ({}): {} root(s)",
+                t.name,
+                display(src),
+                b.roots().len()
+            )),
+            Err(e) => report
+                .problems
+                .push(format!("{file}: ca of target {:?}: {e}", t.name)),
+        }
+    }
+}
+
+fn display(src: &TrustSource) -> String {
+    match src {
+        TrustSource::System => crate::tls::trust::SYSTEM_ROOTS.to_owned(),
+        TrustSource::File(p) => Path::new(p).display().to_string(),
     }
 }

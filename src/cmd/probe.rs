@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, Env, PeerExpectation};
 use crate::identity::Credentials;
 use crate::probe::{Prober, Resolver};
-use crate::report::ProbeReport;
+use crate::report::{ProbeReport, TextOptions};
 
 /// Runs `probe`.
 pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
@@ -80,6 +80,10 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
     let creds = Credentials::load(config.identity.as_ref(), prober.provider(), clock.now());
     let reports = probe_all(&prober, &creds, targets, &config).await;
     let mut all_ok = true;
+    let text = TextOptions {
+        unverified: insecure,
+        runbook_base_url: config.agent.runbook_base_url.clone(),
+    };
     for report in &reports {
         all_ok &= report.ok;
         match args.output {
@@ -87,14 +91,41 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
                 Ok(line) => println!("{line}"),
                 Err(e) => return Err(CmdError(format!("cannot encode the report: {e}"))),
             },
-            Output::Text => println!("{}", report.to_text()),
+            Output::Text => println!("{}", report.to_text_with(&text)),
         }
+    }
+    if args.output == Output::Text && args.address.is_none() {
+        println!("{}", summary_line(&reports));
     }
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The last line of `probe --config`: counts, then each failing edge with its cause.
+fn summary_line(reports: &[ProbeReport]) -> String {
+    let failed: Vec<&ProbeReport> = reports.iter().filter(|r| !r.ok).collect();
+    let mut line = format!(
+        "{} edge(s) probed: {} passed, {} failed",
+        reports.len(),
+        reports.len() - failed.len(),
+        failed.len()
+    );
+    const NAMED: usize = 10;
+    for (i, r) in failed.iter().take(NAMED).enumerate() {
+        line.push_str(if i == 0 { ": " } else { ", " });
+        let cause = r
+            .reason
+            .map(|x| format!("{}/{x}", x.stage()))
+            .unwrap_or_else(|| "failed".into());
+        line.push_str(&format!("{} ({cause})", r.target));
+    }
+    if failed.len() > NAMED {
+        line.push_str(&format!(", and {} more", failed.len() - NAMED));
+    }
+    line
 }
 
 /// The edges of every `[[discover]]`, resolved once: one per address, or, when the

@@ -11,7 +11,7 @@ use crate::cli::WatchArgs;
 use crate::clock::SystemClock;
 use crate::config::{self, Env};
 use crate::watch::report::WatchReport;
-use crate::watch::{self, WatchOptions};
+use crate::watch::{self, WatchOptions, junit};
 
 /// Runs the watch; exit 0 when every edge held the gate, 1 otherwise.
 pub async fn run(args: WatchArgs, env: &Env) -> Result<ExitCode, CmdError> {
@@ -21,8 +21,10 @@ pub async fn run(args: WatchArgs, env: &Env) -> Result<ExitCode, CmdError> {
             args.min_success_ratio
         )));
     }
+    // A report that cannot be written must fail now, not after a 30-minute watch.
     for path in &args.report {
         report_kind(path)?;
+        check_writable(path)?;
     }
     let config = config::load(&args.config, env)?;
     if config.targets.is_empty() && config.discover.is_empty() {
@@ -44,7 +46,11 @@ pub async fn run(args: WatchArgs, env: &Env) -> Result<ExitCode, CmdError> {
     )
     .await;
     print!("{}", report.table());
-    write_reports(&report, &args.report)?;
+    // The verdict is the exit code; a report that could not be written after all is
+    // said, but does not replace it.
+    if let Err(e) = write_reports(&report, &args.report) {
+        eprintln!("error: {e}");
+    }
     Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
@@ -52,17 +58,42 @@ pub async fn run(args: WatchArgs, env: &Env) -> Result<ExitCode, CmdError> {
     })
 }
 
+/// Proves `path` can be written without touching an existing file: its directory
+/// exists and takes a new file, and an existing file opens for writing.
+pub fn check_writable(path: &Path) -> Result<(), CmdError> {
+    let fail = |why: String| CmdError(format!("--report {}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(fail("is a directory; expected a file name".into()));
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| fail(format!("cannot be written: {e}")))?;
+        return Ok(());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    tempfile::NamedTempFile::new_in(dir)
+        .map(drop)
+        .map_err(|e| fail(format!("cannot create a file in {}: {e}", dir.display())))
+}
+
 enum Kind {
     Json,
     Markdown,
+    Junit,
 }
 
 fn report_kind(path: &Path) -> Result<Kind, CmdError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => Ok(Kind::Json),
         Some("md" | "markdown") => Ok(Kind::Markdown),
+        Some("xml") => Ok(Kind::Junit),
         _ => Err(CmdError(format!(
-            "--report {}: expected a file ending in .json or .md",
+            "--report {}: expected a file ending in .json, .md or .xml (JUnit)",
             path.display()
         ))),
     }
@@ -75,6 +106,7 @@ pub fn write_reports(report: &WatchReport, paths: &[std::path::PathBuf]) -> Resu
             Kind::Json => serde_json::to_string_pretty(report)
                 .map_err(|e| CmdError(format!("encoding the report: {e}")))?,
             Kind::Markdown => report.markdown(),
+            Kind::Junit => junit::render(report).map_err(CmdError)?,
         };
         std::fs::write(path, text)
             .map_err(|e| CmdError(format!("--report {}: cannot write: {e}", path.display())))?;

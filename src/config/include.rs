@@ -134,8 +134,12 @@ pub fn read(patterns: &[String], config_file: &Path) -> Result<Vec<IncludedRaw>,
     let files = expand(patterns).map_err(|(i, problem)| {
         ConfigError::new(config_file, Some(format!("agent.include[{i}]")), problem)
     })?;
+    // A glob beside the config file (`*.toml`) matches the config file itself: it is
+    // the main file, not an include of itself.
+    let own = std::fs::canonicalize(config_file).ok();
     files
         .into_iter()
+        .filter(|file| own.is_none() || std::fs::canonicalize(file).ok() != own)
         .map(|file| {
             let targets = read_one(&file)?;
             Ok(IncludedRaw { file, targets })

@@ -8,6 +8,7 @@
 //! expected ([`ConfigError`]).
 
 mod document;
+pub mod effective;
 mod error;
 pub mod include;
 pub mod raw;
@@ -25,14 +26,14 @@ pub use error::ConfigError;
 
 use crate::identity::spiffe::{SpiffeId, TrustDomain};
 
-/// The environment variables the loader may read: `MTLS_PROBER_*` overrides and
-/// `NODE_NAME`. Passed in explicitly so tests never touch the process environment.
+/// The environment variables the loader may read: `MTLS_PROBER_*` overrides,
+/// `NODE_NAME` and `POD_IP`. Passed in explicitly so tests never touch the process environment.
 pub type Env = BTreeMap<String, String>;
 
 /// Reads the process environment into an [`Env`] (only the variables the loader uses).
 pub fn process_env() -> Env {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("MTLS_PROBER_") || k == "NODE_NAME")
+        .filter(|(k, _)| k.starts_with("MTLS_PROBER_") || k == "NODE_NAME" || k == "POD_IP")
         .collect()
 }
 
@@ -68,6 +69,8 @@ pub struct Config {
     /// defined (for `check`; the targets themselves are in [`Config::targets`]).
     #[serde(skip)]
     pub included: Vec<IncludedFile>,
+    /// `[fleet]`: when set, this agent probes only its share of the matrix (SPEC §12).
+    pub fleet: Option<FleetConfig>,
 }
 
 /// A file pulled in by `[agent] include`.
@@ -118,6 +121,14 @@ pub struct AgentConfig {
     /// `include`: glob patterns of files of further `[[target]]` tables, resolved
     /// against the config file's directory (empty = none).
     pub include: Vec<String>,
+    /// Where runbook links point (`#reason` is appended); `None` = the agent's own
+    /// `/docs/runbook` (on the status page) or `docs/runbook.md` (in the CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook_base_url: Option<String>,
+    /// Certificates with less than this left are flagged even when more than a third
+    /// of their lifetime remains.
+    #[serde(with = "humantime_serde_compat")]
+    pub cert_expiry_warn_floor: Duration,
 }
 
 /// `[identity]`: the client identity used for mTLS probes and `[serve]`.
@@ -258,6 +269,31 @@ pub enum PeerExpectation {
     Insecure,
 }
 
+/// A target's own trust anchors (`ca = "…"`), instead of the mesh bundle.
+#[derive(Clone, Debug, Eq, Hash, PartialEq)]
+pub enum TrustSource {
+    /// A PEM bundle file.
+    File(PathBuf),
+    /// The platform's roots (`ca = "system"`): the OS store, `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR`.
+    System,
+}
+
+impl fmt::Display for TrustSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Serialize for TrustSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The HTTP request of a probe, `[target.http]`.
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 pub struct HttpCheck {
@@ -362,6 +398,10 @@ pub struct Target {
     pub alpn: Vec<String>,
     /// TLS versions to offer.
     pub tls_versions: Vec<TlsVersion>,
+    /// Where the peer's chain must lead (`ca`); `None` = `[identity].ca`, the mesh's
+    /// bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<TrustSource>,
     /// Whether a `<name>/plaintext` companion is probed (already expanded in
     /// [`Config::targets`]; kept for display).
     pub verify_strict: bool,
@@ -375,6 +415,8 @@ pub struct Target {
     pub http: Option<HttpCheck>,
     /// Where this edge came from.
     pub origin: Origin,
+    /// Whether the fleet shares this edge out or every agent probes it (`fleet`).
+    pub fleet: FleetScope,
 }
 
 /// `[[discover]]`: edges created from the addresses of a DNS name.
@@ -406,6 +448,46 @@ impl Discover {
             of: self.name.clone(),
         };
         t
+    }
+}
+
+/// `[fleet]`: the agents of a DaemonSet share the matrix by rendezvous hashing over the
+/// addresses of `peers` (SPEC §12).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetConfig {
+    /// The DNS name that lists every agent (the headless Service).
+    pub peers: String,
+    /// This agent's address in that list (`self`, default `$POD_IP`).
+    #[serde(rename = "self")]
+    pub self_addr: std::net::IpAddr,
+    /// k: how many agents probe each shared target.
+    pub probers_per_target: usize,
+    /// Assignments move every period; zero = never.
+    #[serde(with = "humantime_serde_compat")]
+    pub rotate: Duration,
+    /// How often `peers` is resolved again.
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh: Duration,
+}
+
+/// A target's (or discover's) `fleet` key.
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FleetScope {
+    /// Probed by `probers_per_target` agents of the fleet (the default).
+    #[default]
+    Shared,
+    /// Probed by every agent, e.g. a node-local path that must be seen from everywhere.
+    All,
+}
+
+impl FleetScope {
+    /// The config/JSON spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::All => "all",
+        }
     }
 }
 

@@ -37,6 +37,8 @@ pub struct RawConfig {
     pub target: Option<Vec<RawTarget>>,
     /// `[[discover]]`: edges created from the addresses of a DNS name.
     pub discover: Option<Vec<RawDiscover>>,
+    /// `[fleet]`: the agents share the matrix (SPEC §12).
+    pub fleet: Option<RawFleet>,
 }
 
 /// `[agent]`.
@@ -64,6 +66,13 @@ pub struct RawAgent {
     /// `include`: glob patterns of further files of `[[target]]` tables (what `plan`
     /// writes); relative ones are taken from the config file's directory.
     pub include: Option<Vec<String>>,
+    /// `runbook_base_url`: where runbook links point, e.g.
+    /// `"https://wiki.example.com/mtls-prober/runbook"`; the reason is appended as
+    /// `#reason`. Default: the agent's own `/docs/runbook`.
+    pub runbook_base_url: Option<String>,
+    /// `cert_expiry_warn_floor`: the status page warns about a certificate when less
+    /// than a third of its lifetime is left, or less than this; default `1h`.
+    pub cert_expiry_warn_floor: Option<String>,
 }
 
 /// `[identity]`.
@@ -124,6 +133,9 @@ pub struct RawTarget {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -132,6 +144,9 @@ pub struct RawTarget {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `fleet`: `shared` (probed by `probers_per_target` agents of the fleet) or `all`
+    /// (by every agent); default `shared`. Without `[fleet]` every agent probes all.
+    pub fleet: Option<String>,
 }
 
 impl RawTarget {
@@ -145,10 +160,12 @@ impl RawTarget {
             server_name: self.server_name.take(),
             alpn: self.alpn.take(),
             tls_versions: self.tls_versions.take(),
+            ca: self.ca.take(),
             verify_strict: self.verify_strict.take(),
             interval: self.interval.take(),
             timeout: self.timeout.take(),
             http: self.http.take(),
+            fleet: self.fleet.take(),
         }
     }
 }
@@ -172,6 +189,9 @@ pub struct RawProbe {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -180,6 +200,8 @@ pub struct RawProbe {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `fleet`: `shared` or `all`; default `shared`.
+    pub fleet: Option<String>,
 }
 
 /// `[target.http]` (also `[discover.http]`).
@@ -227,6 +249,9 @@ pub struct RawDiscover {
     pub alpn: Option<Vec<String>>,
     /// `tls_versions`: `"1.2"` and/or `"1.3"`; default both.
     pub tls_versions: Option<Vec<String>>,
+    /// `ca`: the trust anchors this target's certificate is verified against: a PEM
+    /// file, or `"system"` for the platform's roots; default `[identity].ca`.
+    pub ca: Option<String>,
     /// `verify_strict`: also probe in plaintext and expect a rejection; default false.
     pub verify_strict: Option<String>,
     /// `interval`: probe interval; default `[agent].interval`.
@@ -235,6 +260,9 @@ pub struct RawDiscover {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `fleet`: `shared` (each discovered address probed by `probers_per_target`
+    /// agents) or `all` (by every agent: the full mesh); default `shared`.
+    pub fleet: Option<String>,
 }
 
 impl RawDiscover {
@@ -248,12 +276,32 @@ impl RawDiscover {
             server_name: self.server_name.take(),
             alpn: self.alpn.take(),
             tls_versions: self.tls_versions.take(),
+            ca: self.ca.take(),
             verify_strict: self.verify_strict.take(),
             interval: self.interval.take(),
             timeout: self.timeout.take(),
             http: self.http.take(),
+            fleet: self.fleet.take(),
         }
     }
+}
+
+/// `[fleet]`: agents share the matrix by rendezvous hashing over a DNS name's
+/// addresses (SPEC §12).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([fleet])")]
+pub struct RawFleet {
+    /// `peers`: the DNS name listing every agent (a headless Service). Required.
+    pub peers: Option<String>,
+    /// `self`: this agent's address in that list; default `$POD_IP`.
+    #[serde(rename = "self")]
+    pub self_addr: Option<String>,
+    /// `probers_per_target`: k, the agents that probe each target; default 3.
+    pub probers_per_target: Option<String>,
+    /// `rotate`: assignments move every period; `"0s"` = never; default `1h`.
+    pub rotate: Option<String>,
+    /// `refresh`: how often `peers` is resolved again; default `30s`.
+    pub refresh: Option<String>,
 }
 
 /// The environment variable prefix (followed by `_`): `MTLS_PROBER_AGENT__LISTEN`.

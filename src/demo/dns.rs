@@ -1,12 +1,13 @@
 //! A tiny authoritative DNS server on 127.0.0.1 (UDP), so the demo's services have
 //! names and the resolve stage can be shown failing, without any query leaving the
 //! machine. Names it knows answer with their addresses; names marked failing answer
-//! SERVFAIL (`dns_error`); every other name is NXDOMAIN (`dns_not_found`).
+//! SERVFAIL (`dns_error`); every other name is NXDOMAIN (`dns_not_found`). Answers can
+//! be changed while it runs (the fleet tests move agents in and out of a name).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hickory_resolver::proto::op::{Message, ResponseCode};
@@ -14,11 +15,22 @@ use hickory_resolver::proto::rr::rdata::{A, AAAA};
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
-#[derive(Default)]
 struct Zone {
     names: Mutex<HashMap<String, Vec<IpAddr>>>,
     failing: Mutex<HashSet<String>>,
     fail_all: AtomicBool,
+    ttl: AtomicU32,
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Self {
+            names: Mutex::default(),
+            failing: Mutex::default(),
+            fail_all: AtomicBool::new(false),
+            ttl: AtomicU32::new(1),
+        }
+    }
 }
 
 /// A running DNS server; stops when dropped.
@@ -51,6 +63,16 @@ impl DnsServer {
     /// Makes queries for `name` fail with SERVFAIL.
     pub fn fail_name(&self, name: &str) {
         lock(&self.zone.failing).insert(normalize(name));
+    }
+
+    /// Lets `name` answer again after [`Self::fail_name`].
+    pub fn heal_name(&self, name: &str) {
+        lock(&self.zone.failing).remove(&normalize(name));
+    }
+
+    /// The TTL of every answer, seconds (default 1; 0: resolvers must not cache).
+    pub fn set_ttl(&self, seconds: u32) {
+        self.zone.ttl.store(seconds, Ordering::SeqCst);
     }
 
     /// Makes every query fail with SERVFAIL (a broken resolver), or stops doing so.
@@ -96,6 +118,7 @@ fn answer(query: &Message, zone: &Zone) -> Message {
     }
     let names = lock(&zone.names);
     let failing = lock(&zone.failing);
+    let ttl = zone.ttl.load(Ordering::SeqCst);
     for q in &query.queries {
         let name = normalize(&q.name().to_ascii());
         if failing.contains(&name) {
@@ -112,7 +135,7 @@ fn answer(query: &Message, zone: &Zone) -> Message {
                 (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
                 _ => continue,
             };
-            reply.add_answer(Record::from_rdata(q.name().clone(), 1, rdata));
+            reply.add_answer(Record::from_rdata(q.name().clone(), ttl, rdata));
         }
     }
     reply

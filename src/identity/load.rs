@@ -367,8 +367,9 @@ fn verify_own_chain(
             file,
             format!(
                 "the chain does not verify against the trust bundle {} for client \
-                 authentication: {e} (chain ends at issuer \"{issuer}\"; bundle roots: {})",
+                 authentication: {} (chain ends at issuer \"{issuer}\"; bundle roots: {})",
                 bundle.file.display(),
+                crate::tls::words::webpki_words(&e),
                 bundle.subjects().join("; ")
             ),
         )

@@ -6,6 +6,7 @@
 //! [`Prober::run`] is the per-probe hot path and returns a [`ProbeReport`] — data only.
 
 mod expect;
+pub mod far_side;
 mod request;
 pub mod resolve;
 
@@ -33,6 +34,8 @@ use crate::report::{ProbeReport, Timings, TlsInfo};
 use crate::tls::capture::{CaptureSlot, Sniff};
 use crate::tls::client::client_config;
 use crate::tls::peer::PeerInfo;
+use crate::tls::trust::AnchorCache;
+use crate::tls::words::{cipher_name, version_name};
 pub use resolve::Resolver;
 
 /// Runs probes. Cheap to clone; shared by every edge.
@@ -42,6 +45,7 @@ pub struct Prober {
     resolver: Resolver,
     clock: Arc<dyn Clock>,
     configs: Arc<ConfigCache>,
+    anchors: Arc<AnchorCache>,
 }
 
 /// What makes two targets' `ClientConfig`s identical: the TLS parameters and the exact
@@ -81,6 +85,8 @@ enum Setup {
         server_name: ServerName<'static>,
         /// Our certificate's `not_after` (mtls), checked before every probe.
         identity_not_after: Option<SystemTime>,
+        /// Our SPIFFE ID (mtls), to compare with how the far side saw us.
+        own_spiffe_id: Option<String>,
         bundle: Option<Arc<TrustBundle>>,
     },
     Unavailable(Failure),
@@ -106,6 +112,7 @@ impl Prober {
             resolver,
             clock,
             configs: Arc::default(),
+            anchors: Arc::default(),
         }
     }
 
@@ -145,7 +152,8 @@ impl Prober {
             return Setup::Plaintext;
         }
         let insecure = target.peer == PeerExpectation::Insecure;
-        let bundle = match (&creds.bundle, insecure) {
+        let own = target.ca.as_ref().map(|src| self.anchors.bundle(src));
+        let bundle = match (own.as_ref().unwrap_or(&creds.bundle), insecure) {
             (Ok(b), _) => Some(b.clone()),
             (Err(_), true) => None,
             (Err(e), false) => {
@@ -154,6 +162,10 @@ impl Prober {
                     format!("the trust bundle is unavailable, the target was not contacted: {e}"),
                 ));
             }
+        };
+        let own_spiffe_id = match (target.mode, &creds.client) {
+            (Mode::Mtls, Ok(id)) => id.spiffe_id.as_ref().map(ToString::to_string),
+            _ => None,
         };
         let (key, identity_not_after) = match (target.mode, &creds.client) {
             (Mode::Mtls, Ok(id)) => (Some(id.certified_key.clone()), Some(id.leaf.not_after)),
@@ -194,6 +206,7 @@ impl Prober {
                 config,
                 server_name,
                 identity_not_after,
+                own_spiffe_id,
                 bundle,
             };
         }
@@ -210,6 +223,7 @@ impl Prober {
                 config,
                 server_name,
                 identity_not_after,
+                own_spiffe_id,
                 bundle,
             },
             Err(e) => Setup::Unavailable(Failure::new(
@@ -240,6 +254,7 @@ impl Prober {
                 tls: None,
                 peer: None,
                 http: None,
+                far_side: None,
                 at: rfc3339(self.clock.now()),
             },
             started,
@@ -253,10 +268,25 @@ impl Prober {
         if let Some(f) = failure {
             run.report.stage = Some(f.reason.stage());
             run.report.reason = Some(f.reason);
-            run.report.hint = Some(f.reason.hint());
+            run.report.hint = Some(f.hint());
             run.report.detail = Some(f.detail);
         } else {
             run.report.detail = detail;
+        }
+        let ours = match &prepared.setup {
+            Setup::Tls { own_spiffe_id, .. } => own_spiffe_id.as_deref(),
+            _ => None,
+        };
+        if let Some(note) = run
+            .report
+            .far_side
+            .as_ref()
+            .and_then(|f| far_side::note(f, ours))
+        {
+            run.report.detail = Some(match run.report.detail.take() {
+                Some(d) => format!("{d}; {note}"),
+                None => note,
+            });
         }
         run.report
     }
@@ -513,14 +543,10 @@ async fn connect(
 fn tls_info(stream: &TlsStream<Sniff<TcpStream>>) -> TlsInfo {
     let (_, conn) = stream.get_ref();
     TlsInfo {
-        version: conn
-            .protocol_version()
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown"),
+        version: conn.protocol_version().map_or("unknown", version_name),
         cipher: conn
             .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-            .unwrap_or("unknown"),
+            .map_or("unknown", |s| cipher_name(s.suite())),
         alpn: conn
             .alpn_protocol()
             .map(|p| String::from_utf8_lossy(p).into_owned()),
@@ -554,11 +580,13 @@ mod tests {
             server_name: format!("{name}.svc"),
             alpn: vec!["h2".into()],
             tls_versions: vec![TlsVersion::V1_3],
+            ca: None,
             verify_strict: false,
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
             http: None,
             origin: Origin::Configured,
+            fleet: Default::default(),
         })
     }
 

@@ -96,10 +96,14 @@ where
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(64).collect()),
     });
+    if response.json && response.status == 200 {
+        run.report.far_side = super::far_side::parse(&response.body_prefix);
+    }
+    let prefix = &response.body_prefix[..response.body_prefix.len().min(BODY_PREFIX_LEN)];
     let view = ResponseView {
         status: response.status,
         headers: &response.headers,
-        body_prefix: &response.body_prefix,
+        body_prefix: prefix,
     };
     classify_response(&view, &http.expect_status).map_err(|mut f| {
         if let Some(refusal) = response_refusal(&view) {
@@ -115,7 +119,11 @@ where
 struct Response {
     status: u16,
     headers: HeaderMap,
+    /// The first [`BODY_PREFIX_LEN`] bytes, or for a JSON answer the first
+    /// [`far_side::MAX_BODY`](super::far_side::MAX_BODY) (the far side's view).
     body_prefix: Vec<u8>,
+    /// `content-type: application/json`.
+    json: bool,
 }
 
 enum ExchangeError {
@@ -240,6 +248,22 @@ async fn read(
 ) -> Result<Response, ExchangeError> {
     progress.head.store(true, Ordering::Relaxed);
     let (parts, mut body) = resp.into_parts();
+    let json = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    // Kept in memory either way, so bounded: a JSON body is kept up to the far side's
+    // bound (it is parsed only when it fits).
+    let keep = if json {
+        super::far_side::MAX_BODY + 1
+    } else {
+        BODY_PREFIX_LEN
+    };
     let mut prefix = Vec::new();
     let mut total: usize = 0;
     while let Some(frame) = body.frame().await {
@@ -250,7 +274,7 @@ async fn read(
             if total > max_body {
                 return Err(ExchangeError::BodyTooLarge(max_body));
             }
-            let room = BODY_PREFIX_LEN.saturating_sub(prefix.len());
+            let room = keep.saturating_sub(prefix.len());
             prefix.extend_from_slice(&data[..room.min(data.len())]);
         }
     }
@@ -258,6 +282,7 @@ async fn read(
         status: parts.status.as_u16(),
         headers: parts.headers,
         body_prefix: prefix,
+        json,
     })
 }
 

@@ -5,4 +5,6 @@ pub mod capture;
 pub mod chain_cache;
 pub mod client;
 pub mod peer;
+pub mod trust;
 pub mod verifier;
+pub mod words;

@@ -2,16 +2,17 @@
 //! matrix (targets, `verify_strict` companions, discovered edges) with the agent's
 //! scheduler for a duration, shows it live, and reports a verdict.
 //!
-//! On a terminal the view redraws in place; otherwise (CI, `kubectl logs`) it prints one
+//! On a terminal the view redraws in place on the alternate screen, fitted to the
+//! window ([`screen`]); otherwise (CI, `kubectl logs`) it prints one
 //! plain line per edge state change and a periodic one-line summary, with no cursor
 //! control codes.
 
+pub mod junit;
 pub mod report;
+pub mod screen;
 pub mod stats;
 
-use std::fmt::Write as _;
 use std::future::Future;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -27,9 +28,6 @@ use crate::identity::load::rfc3339;
 use crate::probe::{Prober, Resolver};
 use report::{EdgeReport, WatchReport};
 use stats::{AllStats, EdgeStats, fmt_ratio};
-
-/// Edge rows shown by the live view (the worst ones).
-pub const MAX_LIVE_ROWS: usize = 30;
 
 /// How the watch runs.
 pub struct WatchOptions {
@@ -112,7 +110,7 @@ pub async fn run(
     let end = started + opts.duration;
     let summary_every = (opts.duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(60));
     let mut next_summary = started + summary_every;
-    let mut drawn_lines = 0usize;
+    let mut screen = live.then(screen::Screen::enter);
     tokio::pin!(stop);
     let cut_short = loop {
         let tick = if live {
@@ -125,15 +123,17 @@ pub async fn run(
             () = tokio::time::sleep_until(wake) => {}
             () = &mut stop => break true,
         }
-        if live {
-            drawn_lines = redraw(
-                drawn_lines,
+        if let Some(screen) = &mut screen {
+            let size = screen::size();
+            let lines = frame(
                 &lock(&stats),
-                started,
+                started.elapsed(),
                 opts.duration,
                 opts.min_success_ratio,
                 edges.len(),
+                size,
             );
+            screen.draw(&lines, size.0);
         } else if Instant::now() >= next_summary && Instant::now() < end {
             println!(
                 "{}",
@@ -160,17 +160,8 @@ pub async fn run(
         .max()
         .unwrap_or_default();
     edges.drain(max_timeout + Duration::from_secs(1)).await;
-    if live {
-        redraw(
-            drawn_lines,
-            &lock(&stats),
-            started,
-            opts.duration,
-            opts.min_success_ratio,
-            edges.len(),
-        );
-        println!();
-    }
+    // Back to the normal screen; the caller prints the final report there.
+    drop(screen);
     let all = std::mem::take(&mut *lock(&stats));
     build_report(
         all,
@@ -247,6 +238,7 @@ fn build_report(
         watched_seconds: watched.as_secs_f64(),
         cut_short,
         edges,
+        runbook_base_url: config.agent.runbook_base_url.clone(),
     }
 }
 
@@ -277,34 +269,29 @@ fn summary_line(
     )
 }
 
-/// Redraws the live view in place; returns how many lines it drew.
-fn redraw(
-    previous: usize,
+/// One frame of the live view for a `width`×`height` terminal: the header always
+/// shows, then the worst edges first, as many as fit, and "… N more" for the rest.
+/// Never more than `height - 1` lines, so drawing it never scrolls.
+fn frame(
     all: &AllStats,
-    started: Instant,
+    elapsed: Duration,
     duration: Duration,
     min: f64,
     n: usize,
-) -> usize {
-    let mut out = String::new();
-    if previous > 0 {
-        // Cursor up over the previous frame, then clear to the end of the screen.
-        let _ = write!(out, "\x1b[{previous}A\x1b[J");
-    }
-    let elapsed = started.elapsed().min(duration);
+    (width, height): (usize, usize),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let elapsed = elapsed.min(duration);
     let frac = elapsed.as_secs_f64() / duration.as_secs_f64().max(1e-9);
-    let bar_len = 30usize;
+    let bar_len = 12usize;
     let filled = ((frac * bar_len as f64) as usize).min(bar_len);
-    let _ = writeln!(
-        out,
-        "watch [{}{}] {} / {}   gate ≥ {min}   {n} edges   Ctrl-C stops early",
+    out.push(format!(
+        "watch [{}{}] {} / {}  gate ≥ {min}  {n} edges  Ctrl-C stops early",
         "#".repeat(filled),
         "-".repeat(bar_len - filled),
         mmss(elapsed),
         mmss(duration)
-    );
-    // Worst first, and no more rows than a terminal shows: cursor-up redraws break once
-    // a frame is taller than the screen.
+    ));
     let mut rows: Vec<&EdgeStats> = all.values().collect();
     rows.sort_by(|a, b| {
         let key = |e: &EdgeStats| (e.gate_failure(min).is_none(), e.ratio().unwrap_or(1.0));
@@ -312,19 +299,36 @@ fn redraw(
             .partial_cmp(&key(b))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let hidden = rows.len().saturating_sub(MAX_LIVE_ROWS);
-    rows.truncate(MAX_LIVE_ROWS);
-    let width = rows
+    let under = rows
         .iter()
-        .map(|e| e.target.len())
+        .filter(|e| e.gate_failure(min).is_some())
+        .count();
+    out.push(format!(
+        "{under} under the gate, {} holding, {} not probed yet",
+        rows.len() - under,
+        n.saturating_sub(rows.len())
+    ));
+    let budget = height.saturating_sub(1).max(4);
+    // Header lines so far, the column titles, and a "more" line if it comes to that.
+    let room = budget.saturating_sub(out.len() + 1);
+    let shown = if rows.len() <= room {
+        rows.len()
+    } else {
+        room.saturating_sub(1)
+    };
+    let hidden = rows.len() - shown;
+    rows.truncate(shown);
+    // The name column gets what the other columns leave.
+    let name_width = rows
+        .iter()
+        .map(|e| e.target.chars().count())
         .max()
         .unwrap_or(4)
-        .max(4);
-    let _ = writeln!(
-        out,
-        "  {:<width$}  {:>8}  {:>6}  LAST",
+        .clamp(4, width.saturating_sub(2 + 2 + 8 + 2 + 6 + 2 + 12).max(12));
+    out.push(format!(
+        "  {:<name_width$}  {:>8}  {:>6}  LAST",
         "EDGE", "RATIO", "PROBES"
-    );
+    ));
     for e in rows {
         let marker = if e.gate_failure(min).is_some() {
             "!"
@@ -336,25 +340,19 @@ fn redraw(
             Some(None) => "pass".into(),
             None => "-".into(),
         };
-        let _ = writeln!(
-            out,
-            "{marker} {:<width$}  {:>8}  {:>6}  {last}",
-            e.target,
+        out.push(format!(
+            "{marker} {:<name_width$}  {:>8}  {:>6}  {last}",
+            screen::fit(&e.target, name_width),
             e.ratio().map(fmt_ratio).unwrap_or_else(|| "-".into()),
             e.probes
-        );
+        ));
     }
     if hidden > 0 {
-        let _ = writeln!(
-            out,
-            "  … and {hidden} more edges (the final report lists all)"
-        );
+        out.push(format!(
+            "  … {hidden} more (the final report lists every edge)"
+        ));
     }
-    let lines = out.matches('\n').count();
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(out.as_bytes());
-    let _ = stdout.flush();
-    lines
+    out
 }
 
 fn mmss(d: Duration) -> String {
@@ -364,4 +362,60 @@ fn mmss(d: Duration) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ProbeReport, Timings};
+
+    fn stats(n: usize) -> AllStats {
+        let mut all = AllStats::new();
+        for i in 0..n {
+            let r = ProbeReport {
+                source: "s".into(),
+                target: format!("ns{i}/a-rather-long-service-name-{i}"),
+                address: "127.0.0.1:1".into(),
+                mode: crate::config::Mode::Mtls,
+                expect: crate::config::Expect::Success,
+                ok: i % 2 == 0,
+                stage: None,
+                reason: (i % 2 == 1).then_some(crate::classify::Reason::ConnectionRefused),
+                detail: None,
+                hint: None,
+                timings_ms: Timings::default(),
+                tls: None,
+                peer: None,
+                http: None,
+                far_side: None,
+                at: "2026-01-01T00:00:00Z".into(),
+            };
+            let mut e = EdgeStats::new(&r);
+            e.record(&r);
+            all.insert(r.target.clone(), e);
+        }
+        all
+    }
+
+    #[test]
+    fn a_frame_fits_the_terminal_and_keeps_its_header() {
+        let all = stats(32);
+        let d = Duration::from_secs(60);
+        for (w, h) in [(80, 24), (200, 50), (40, 10), (80, 5)] {
+            let lines = frame(&all, Duration::from_secs(5), d, 0.999, 32, (w, h));
+            assert!(lines.len() < h.max(5), "{w}x{h}: {} lines", lines.len());
+            assert!(lines[0].starts_with("watch ["), "{}", lines[0]);
+            assert!(lines[1].contains("16 under the gate"), "{}", lines[1]);
+            if h < 36 {
+                let last = lines.last().unwrap();
+                assert!(last.contains("more (the final report"), "{w}x{h}: {last}");
+            }
+            // The worst edges come first.
+            if h >= 10 {
+                assert!(lines[3].starts_with('!'), "{}", lines[3]);
+            }
+        }
+        let lines = frame(&all, Duration::ZERO, d, 0.999, 32, (200, 50));
+        assert_eq!(lines.len(), 3 + 32);
+    }
 }

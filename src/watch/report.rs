@@ -32,6 +32,10 @@ pub struct WatchReport {
     pub cut_short: bool,
     /// Per edge, in name order.
     pub edges: Vec<EdgeReport>,
+    /// `[agent] runbook_base_url`, for the runbook links of the Markdown and JUnit
+    /// reports.
+    #[serde(skip)]
+    pub runbook_base_url: Option<String>,
 }
 
 /// One edge in the report.
@@ -50,6 +54,16 @@ impl WatchReport {
     /// Whether the gate passed.
     pub fn passed(&self) -> bool {
         self.verdict == "pass"
+    }
+
+    /// The runbook link for `reason`: under `runbook_base_url`, else the repository's
+    /// file.
+    pub fn runbook_url(&self, reason: crate::classify::Reason) -> String {
+        crate::report::TextOptions {
+            unverified: false,
+            runbook_base_url: self.runbook_base_url.clone(),
+        }
+        .runbook_url(reason)
     }
 
     /// The table printed at the end.
@@ -190,7 +204,7 @@ impl WatchReport {
                     );
                     let _ = writeln!(out, "- first {}: {}", f.first_at, md(&f.first_detail));
                     let _ = writeln!(out, "- last {}: {}", f.last_at, md(&f.last_detail));
-                    let _ = writeln!(out, "- runbook: `docs/runbook.md#{}`\n", f.reason);
+                    let _ = writeln!(out, "- runbook: <{}>\n", self.runbook_url(f.reason));
                 }
             }
         }

@@ -202,7 +202,7 @@ path = "/healthz"
     }
     assert_eq!(lines[0]["ok"], true);
     assert_eq!(lines[0]["peer"]["spiffe_id"], SERVER_ID);
-    assert_eq!(lines[0]["tls"]["version"], "TLSv1_3");
+    assert_eq!(lines[0]["tls"]["version"], "TLS 1.3");
     assert_eq!(
         lines[1]["ok"], true,
         "the STRICT server refuses plaintext: {}",

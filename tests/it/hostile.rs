@@ -212,7 +212,7 @@ async fn hostile_peers_are_cut_off_without_delaying_others() {
     let mut config = format!(
         "[agent]\nsource = \"node-a\"\nlisten = \"127.0.0.1:0\"\ninterval = \"2s\"\ntimeout = \"{TIMEOUT_MS}ms\"\n\
          [identity]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n\
-         [[target]]\nname = \"healthy\"\naddress = \"{}\"\nspiffe_id = \"{SERVER_ID}\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n[target.http]\npath = \"/\"\n",
+         [[target]]\nname = \"healthy\"\naddress = \"{}\"\nspiffe_id = \"{SERVER_ID}\"\ninterval = \"200ms\"\ntimeout = \"200ms\"\n[target.http]\npath = \"/\"\n",
         pki.path("cert-chain.pem").display(),
         pki.path("key.pem").display(),
         pki.path("root-cert.pem").display(),
@@ -272,11 +272,16 @@ async fn hostile_peers_are_cut_off_without_delaying_others() {
         m.value("mtls_probe_success", &[("target", "healthy")]),
         Some(1.0)
     );
+    let healthy_failures: Vec<String> = m
+        .samples("mtls_probe_failures_total", &[("target", "healthy")])
+        .map(|s| format!("{:?}: {:?}", s.labels, s.value))
+        .collect();
     assert!(
         m.value(
             "mtls_probe_attempts_total",
             &[("target", "healthy"), ("result", "failure")]
-        ) == Some(0.0)
+        ) == Some(0.0),
+        "the healthy edge failed: {healthy_failures:?}"
     );
     assert_on_schedule(&m);
 }

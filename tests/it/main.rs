@@ -9,11 +9,17 @@
 //! - `tls`, `certificate`, `identity`, `request`: one real server per reason of SPEC §5;
 //! - `demo`: the demo mesh shows every failure class by name;
 //! - `faults`: a thousand failing edges, DNS failing under discovered edges;
+//! - `far_side`: how the probed agent's `[serve]` saw us, also through a proxy;
+//! - `fleet` (ignored; run by .ci/run): six agent processes share the matrix
+//!   (SPEC §12): hand-over, return, fail-open on DNS failure, rotation;
 //! - `hostile`: hostile peers are cut off at their stage, within their bound;
 //! - `expect`: `expect = "reject"` and `verify_strict` companions;
 //! - `agent`: the agent binary: metrics, rotations, reloads, readiness, shutdown;
+//! - `messages`: what people read: each message of issue 15, as the binary prints it;
+//! - `browser`: the status page in headless chromium at 1400 and 420 px;
 //! - `cli`: the binary's `check` and `probe` commands, exit codes and output;
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
+//! - `terminal`: the watch view in tmux at 80×24;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `include`: `[agent] include` files loaded and reloaded by the agent;
 //! - `secrets`: no form of the private key in any output, on every key error path.
@@ -25,19 +31,24 @@
 )]
 
 mod agent;
+mod browser;
 mod certificate;
 mod cli;
 mod common;
 mod demo;
 mod expect;
+mod far_side;
 mod faults;
+mod fleet;
 mod hostile;
 mod identity;
 mod include;
 mod load;
+mod messages;
 mod net;
 mod request;
 mod secrets;
+mod terminal;
 mod third_party;
 mod tls;
 mod watch;

@@ -1348,7 +1348,7 @@ async fn the_agent_never_reveals_its_key_on_any_key_error_path() {
             .next()
             .unwrap(),
     );
-    assert_eq!(tls12.labels.get("version"), Some("TLSv1_2"));
+    assert_eq!(tls12.labels.get("version"), Some("TLS 1.2"));
     assert_eq!(serve_info.labels.get("spiffe_id"), Some(CLIENT_ID));
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let seen = serve_exchange(serve, serve_client(&pki, Some(&client), version)).await;
@@ -1628,8 +1628,8 @@ async fn check_and_probe_never_print_the_key() {
     let text = record("check, valid key".into(), &o);
     assert_eq!(o.status.code(), Some(0), "{text}");
     for (addr, code, fragment) in [
-        (peers.healthy.addr(), 0, "TLSv1_3"),
-        (peers.tls12.addr(), 0, "TLSv1_2"),
+        (peers.healthy.addr(), 0, "TLS 1.3"),
+        (peers.tls12.addr(), 0, "TLS 1.2"),
         (peers.refuses_us.addr(), 1, "client_cert_rejected"),
     ] {
         let mut args = adhoc(addr, &id);

@@ -71,7 +71,7 @@ async fn openssl_healthy_mtls_passes_and_reports_the_peer() {
     let root_sha = hex::encode(Sha256::digest(pki.root.cert()));
     assert_eq!(peer.root_sha256.as_deref(), Some(root_sha.as_str()));
     assert_eq!(r.http.as_ref().map(|h| h.status), Some(200));
-    assert_eq!(r.tls.as_ref().map(|t| t.version), Some("TLSv1_3"));
+    assert_eq!(r.tls.as_ref().map(|t| t.version), Some("TLS 1.3"));
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ async fn healthy_strict_peer_passes_over_tls13_and_h2() {
     let r = probe(&pki, http_target(server.addr(), Mode::Mtls)).await;
     assert_pass(&r);
     let tls = r.tls.as_ref().unwrap();
-    assert_eq!((tls.version, tls.alpn.as_deref()), ("TLSv1_3", Some("h2")));
+    assert_eq!((tls.version, tls.alpn.as_deref()), ("TLS 1.3", Some("h2")));
     assert_eq!(r.http.as_ref().map(|h| h.status), Some(200));
     assert!(r.timings_ms.request.is_some() && r.timings_ms.tls.is_some());
 }
@@ -35,7 +35,7 @@ async fn healthy_peer_over_http1_and_tls12() {
     let tls = r.tls.as_ref().unwrap();
     assert_eq!(
         (tls.version, tls.alpn.as_deref()),
-        ("TLSv1_2", Some("http/1.1"))
+        ("TLS 1.2", Some("http/1.1"))
     );
 }
 

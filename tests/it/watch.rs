@@ -219,7 +219,7 @@ async fn usage_and_config_errors_exit_2() {
     let path = config(&pki, "");
     let o = watch(&path, &["--report", "out.txt"]).await;
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(".json or .md"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(".json, .md or .xml"));
     let o = watch(
         std::path::Path::new("tests/data/config/bad/bad-mode.toml"),
         &[],
@@ -227,4 +227,76 @@ async fn usage_and_config_errors_exit_2() {
     .await;
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad-mode.toml"));
+}
+
+/// `--report F.xml`: JUnit, one test case per edge, the failure message
+/// `stage/reason: detail`; read back by junitparser, the parser behind the "Publish Test
+/// Results" CI action, as a real consumer.
+#[tokio::test]
+async fn junit_report_has_one_case_per_edge_and_reads_in_a_real_consumer() {
+    let pki = Pki::new();
+    let good = pki.strict_peer(HttpBehavior::Respond(Response::ok())).await;
+    let denied = pki
+        .strict_peer(HttpBehavior::Respond(Response::istio_rbac_denied()))
+        .await;
+    let path = config(
+        &pki,
+        &[
+            target("prod/api", good.addr(), ""),
+            target("prod/denied", denied.addr(), ""),
+        ]
+        .concat(),
+    );
+    let xml = pki.path("watch.xml");
+    let o = watch(&path, &["--report", xml.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert!(text.starts_with("<?xml"), "{text}");
+    assert_eq!(text.matches("<testcase ").count(), 2, "{text}");
+    assert!(
+        text.contains("message=\"request/rbac_denied: HTTP 403"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runbook: docs/runbook.md#rbac_denied"),
+        "{text}"
+    );
+    if !tools::require("python3", &["-c", "import junitparser"]) {
+        return;
+    }
+    let script = r#"
+import json, sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+cases = []
+for suite in xml:
+    for case in suite:
+        failures = [r for r in case.result if isinstance(r, Failure)]
+        cases.append({"name": case.name, "classname": case.classname,
+                      "failure": failures[0].message if failures else None,
+                      "type": failures[0].type if failures else None})
+print(json.dumps({"tests": xml.tests, "failures": xml.failures, "cases": cases}))
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tests"], 2, "{v}");
+    assert_eq!(v["failures"], 1, "{v}");
+    let cases = v["cases"].as_array().unwrap();
+    let denied = cases.iter().find(|c| c["name"] == "prod/denied").unwrap();
+    assert_eq!(denied["classname"], "mtls-prober.prod");
+    assert_eq!(denied["type"], "request/rbac_denied");
+    assert!(
+        denied["failure"]
+            .as_str()
+            .unwrap()
+            .starts_with("request/rbac_denied: HTTP 403"),
+        "{denied}"
+    );
+    let api = cases.iter().find(|c| c["name"] == "prod/api").unwrap();
+    assert_eq!(api["failure"], serde_json::Value::Null);
 }

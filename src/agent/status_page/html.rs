@@ -116,22 +116,33 @@ impl fmt::Display for Relative {
 pub(super) enum Expiry {
     /// Already past `not_after`.
     Expired,
-    /// Expires within [`SOON`].
+    /// Less than a third of its lifetime left, or less than the floor.
     Soon,
     /// Further away.
     Later,
 }
 
-/// A certificate expiring within this is highlighted.
-pub(super) const SOON: Duration = Duration::from_secs(24 * 3600);
-
 impl Expiry {
-    /// Classifies `not_after` against `now`.
-    pub(super) fn of(not_after: SystemTime, now: SystemTime) -> Self {
-        match not_after.duration_since(now) {
-            Err(_) => Self::Expired,
-            Ok(left) if left < SOON => Self::Soon,
-            Ok(_) => Self::Later,
+    /// Classifies a certificate against `now`, relative to its own lifetime: Istio's
+    /// 24-hour certificates are rotated at half their life and are not "expiring soon"
+    /// with 20 hours left, a one-year certificate with a month left is. Less than a
+    /// third of the lifetime left, or less than `floor`, is `Soon`. Without
+    /// `not_before`, the floor alone decides.
+    pub(super) fn of(
+        not_before: Option<SystemTime>,
+        not_after: SystemTime,
+        now: SystemTime,
+        floor: Duration,
+    ) -> Self {
+        let Ok(left) = not_after.duration_since(now) else {
+            return Self::Expired;
+        };
+        let lifetime = not_before.and_then(|nb| not_after.duration_since(nb).ok());
+        let third = lifetime.map_or(Duration::ZERO, |l| l / 3);
+        if left < floor || left < third {
+            Self::Soon
+        } else {
+            Self::Later
         }
     }
 
@@ -226,9 +237,34 @@ mod tests {
     fn expiry_classes() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let h = |n: u64| Duration::from_secs(n * 3600);
-        assert_eq!(Expiry::of(now - h(2), now), Expiry::Expired);
-        assert_eq!(Expiry::of(now + h(3), now), Expiry::Soon);
-        assert_eq!(Expiry::of(now + h(48), now), Expiry::Later);
+        let floor = h(1);
+        assert_eq!(Expiry::of(None, now - h(2), now, floor), Expiry::Expired);
+        // An Istio certificate: 24 h, 20 h left. Was "expiring soon".
+        assert_eq!(
+            Expiry::of(Some(now - h(4)), now + h(20), now, floor),
+            Expiry::Later
+        );
+        // 7 of 24 hours left: under a third.
+        assert_eq!(
+            Expiry::of(Some(now - h(17)), now + h(7), now, floor),
+            Expiry::Soon
+        );
+        // A year-long certificate with five months left is fine; 20 days left of a
+        // 90-day one is not.
+        assert_eq!(
+            Expiry::of(Some(now - h(24 * 215)), now + h(24 * 150), now, floor),
+            Expiry::Later
+        );
+        assert_eq!(
+            Expiry::of(Some(now - h(24 * 70)), now + h(24 * 20), now, floor),
+            Expiry::Soon
+        );
+        // The floor wins over a long lifetime; no not_before: the floor alone.
+        assert_eq!(
+            Expiry::of(Some(now - h(10)), now + h(1) / 2, now, floor),
+            Expiry::Soon
+        );
+        assert_eq!(Expiry::of(None, now + h(3), now, floor), Expiry::Later);
         let mut s = String::new();
         Expiry::Expired
             .write_relative(&mut s, now - h(2), now)

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
-use super::html::{Esc, Expiry, Percent, Relative, Span, esc};
+use super::html::{Expiry, Percent, Relative, Span, esc};
 use crate::agent::view::EdgeView;
 use crate::classify::Reason;
-use crate::config::{Expect, Origin, Target};
-use crate::report::ProbeReport;
+use crate::config::{Expect, Origin};
+use crate::report::{FarSide, ProbeReport};
 use crate::tls::peer::PeerInfo;
 
 /// Display bounds, in bytes. Config-derived text is bounded too: a discovered name or a
@@ -20,23 +20,28 @@ pub(super) const MAX_DETAIL: usize = 2048;
 const MAX_ID: usize = 512;
 const MAX_SHORT: usize = 128;
 
-/// Column headings, in the order [`write_row`] writes the cells.
-pub(super) const HEADINGS: [&str; 14] = [
+/// Column headings, in the order [`write_row`] writes the cells. Everything else an
+/// edge has is in the `<details>` of its detail cell, so a row is one line at 1400 px.
+pub(super) const HEADINGS: [&str; 6] = [
     "State",
     "Target",
-    "Address",
-    "Mode → expect",
-    "Stage",
-    "Reason",
+    "Stage / reason",
     "Detail",
-    "Peer SPIFFE ID",
-    "Peer cert expiry",
-    "TLS / HTTP",
-    "Success ratio",
-    "Probes / passes",
-    "Last probe",
-    "Hint",
+    "Ratio",
+    "Peer cert",
 ];
+
+/// How rows render what comes from the agent's config.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RowOptions<'a> {
+    /// Where runbook links point; `#reason` is appended.
+    pub(super) runbook: &'a str,
+    /// Certificates with less than this left are flagged (see [`Expiry::of`]).
+    pub(super) expiry_floor: std::time::Duration,
+}
+
+/// Short detail in the summary line; the whole detail is in the expanded row.
+const MAX_SUMMARY: usize = 240;
 
 /// What an edge's last probe says, from worst to best.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -92,7 +97,7 @@ impl State {
     /// (text browsers, colour blindness).
     const fn label(self) -> &'static str {
         match self {
-            Self::Violation => "FAIL: NOT STRICT",
+            Self::Violation => "NOT STRICT",
             Self::Fail => "FAIL",
             Self::Pending => "PENDING",
             Self::Refused => "PASS (refused)",
@@ -170,31 +175,17 @@ pub(super) fn write_row(
     state: State,
     child: bool,
     now: SystemTime,
+    opts: &RowOptions<'_>,
 ) -> fmt::Result {
     let indent = if child { " child" } else { "" };
+    let last = edge.last.as_deref();
     write!(out, "<tr class=\"edge {}{indent}\">", state.class())?;
     state_cell(out, edge, state, now)?;
-    target_cell(out, &edge.target, child)?;
-    address_cell(out, &edge.target, edge.last.as_deref())?;
-    write!(
-        out,
-        "<td>{} → {}<br><small>every {}</small></td>",
-        edge.target.mode.as_str(),
-        edge.target.expect.as_str(),
-        humantime::format_duration(edge.target.interval)
-    )?;
-    failure_cells(out, edge.last.as_deref(), state)?;
-    let peer = edge.last.as_deref().and_then(|r| r.peer.as_ref());
-    peer_cells(out, peer, now)?;
-    tls_cell(out, edge.last.as_deref())?;
+    target_cell(out, edge, child)?;
+    reason_cell(out, last, state, opts)?;
+    detail_cell(out, edge, state, now, opts)?;
     ratio_cell(out, &edge.success_ratio)?;
-    write!(
-        out,
-        "<td class=\"num\">{} / {}</td>",
-        edge.probes, edge.passes
-    )?;
-    last_probe_cell(out, edge.last.as_deref(), now)?;
-    hint_cell(out, edge.last.as_deref(), state)?;
+    expiry_cell(out, last.and_then(|r| r.peer.as_ref()), now, opts)?;
     out.write_str("</tr>\n")
 }
 
@@ -202,177 +193,245 @@ fn state_cell(out: &mut String, edge: &EdgeView, state: State, now: SystemTime) 
     write!(out, "<td class=\"state\">{}", state.label())?;
     if let Some(since) = edge.since {
         let held = now.duration_since(since).unwrap_or_default();
-        write!(out, "<br><small>for {}</small>", Span(held))?;
+        write!(
+            out,
+            " <small title=\"in this state for\">{}</small>",
+            Span(held)
+        )?;
     }
     out.write_str("</td>")
 }
 
-fn target_cell(out: &mut String, target: &Target, child: bool) -> fmt::Result {
-    out.write_str("<td class=\"target\">")?;
+fn target_cell(out: &mut String, edge: &EdgeView, child: bool) -> fmt::Result {
+    let target = &edge.target;
+    // The full name on hover: a cut name can hide the part that differs.
+    write!(
+        out,
+        "<td class=\"target\" title=\"{}\">",
+        esc(&target.name, MAX_NAME)
+    )?;
     if child {
         // The CSS indent is invisible in a text browser; the glyph is not.
         out.write_str("<span class=\"tree\">└ </span>")?;
     }
     write!(out, "{}", esc(&target.name, MAX_NAME))?;
-    match (&target.origin, child) {
-        (Origin::StrictCompanion { .. }, true) => {
-            out.write_str("<br><small>STRICT check: plaintext must be refused</small>")?;
-        }
-        (Origin::StrictCompanion { of }, false) => {
-            write!(
+    super::fleet::write_edge(out, edge.fleet.as_ref())?;
+    out.write_str("</td>")
+}
+
+/// `stage/reason`, the reason linked to its runbook section.
+fn reason_cell(
+    out: &mut String,
+    last: Option<&ProbeReport>,
+    state: State,
+    opts: &RowOptions<'_>,
+) -> fmt::Result {
+    out.write_str("<td class=\"reason\">")?;
+    match (last, state) {
+        (Some(r), State::Fail | State::Violation) => match r.reason {
+            Some(reason) => write!(
                 out,
-                "<br><small>STRICT check of {}</small>",
-                esc(of, MAX_NAME)
-            )?;
-        }
-        (Origin::Discovered { of }, _) => {
-            write!(
-                out,
-                "<br><small>discovered by {}</small>",
-                esc(of, MAX_NAME)
-            )?;
-        }
-        (Origin::Configured, _) => {}
+                "{}/<a href=\"{}#{reason}\">{reason}</a>",
+                reason.stage(),
+                esc(opts.runbook, MAX_ADDRESS)
+            )?,
+            None => out.write_str("unknown")?,
+        },
+        (Some(_), State::Refused) => out.write_str("refused as expected")?,
+        (Some(_), _) => out.write_str("<span class=\"dim\">–</span>")?,
+        (None, _) => out.write_str("<span class=\"dim\">not probed yet</span>")?,
     }
     out.write_str("</td>")
 }
 
-/// The configured `host:port`, and the address actually connected to when it differs.
-fn address_cell(out: &mut String, target: &Target, last: Option<&ProbeReport>) -> fmt::Result {
-    let configured = target.address.to_string();
-    write!(out, "<td class=\"addr\">{}", esc(&configured, MAX_ADDRESS))?;
-    if let Some(r) = last.filter(|r| r.address != configured) {
-        write!(out, "<br><small>→ {}</small>", esc(&r.address, MAX_ADDRESS))?;
-    }
-    out.write_str("</td>")
-}
-
-/// Stage, reason (linked to its runbook section) and detail.
-fn failure_cells(out: &mut String, last: Option<&ProbeReport>, state: State) -> fmt::Result {
-    let Some(r) = last else {
-        return out.write_str("<td></td><td></td><td class=\"detail\">not probed yet</td>");
-    };
-    let detail = esc(r.detail.as_deref().unwrap_or(""), MAX_DETAIL);
-    match state {
-        State::Fail | State::Violation => {
-            let stage = r.stage.or(r.reason.map(Reason::stage));
-            write!(out, "<td>{}</td>", stage.map_or("", |s| s.as_str()))?;
-            match r.reason {
-                // Relative: resolves against wherever the page is served from.
-                Some(reason) => write!(
-                    out,
-                    "<td class=\"reason\"><a href=\"docs/runbook.md#{0}\">{0}</a></td>",
-                    reason.as_str()
-                )?,
-                None => out.write_str("<td class=\"reason\">unknown</td>")?,
-            }
-            write!(out, "<td class=\"detail\">{detail}</td>")
+/// The detail, one line (cut by CSS), opening into everything else the edge has.
+fn detail_cell(
+    out: &mut String,
+    edge: &EdgeView,
+    state: State,
+    now: SystemTime,
+    opts: &RowOptions<'_>,
+) -> fmt::Result {
+    let last = edge.last.as_deref();
+    let detail = last.and_then(|r| r.detail.as_deref()).unwrap_or("");
+    out.write_str("<td class=\"detail\"><details><summary>")?;
+    match (last, state) {
+        (None, _) => out.write_str("<span class=\"dim\">not probed yet</span>")?,
+        (Some(_), State::Pass) if detail.is_empty() => {
+            out.write_str("<span class=\"dim\">all layers passed</span>")?;
         }
-        State::Refused => write!(
-            out,
-            "<td></td><td></td><td class=\"detail\"><span class=\"note\">refused as \
-             expected</span>: {detail}</td>"
-        ),
-        State::Pass | State::Pending => {
-            write!(out, "<td></td><td></td><td class=\"detail\">{detail}</td>")
-        }
+        _ => write!(out, "{}", esc(detail, MAX_SUMMARY))?,
     }
-}
-
-/// Peer SPIFFE ID (issuer and serial on hover) and leaf expiry.
-fn peer_cells(out: &mut String, peer: Option<&PeerInfo>, now: SystemTime) -> fmt::Result {
-    let Some(p) = peer else {
-        return out.write_str("<td class=\"id\"></td><td class=\"expiry\"></td>");
-    };
-    write!(
-        out,
-        "<td class=\"id\" title=\"issuer {}; serial {}\">",
-        esc(&p.issuer, MAX_ID),
-        esc(&p.serial, MAX_SHORT)
-    )?;
-    match (&p.spiffe_id, p.dns_sans.first()) {
-        (Some(id), _) => write!(out, "{}", esc(id, MAX_ID))?,
-        (None, Some(dns)) => write!(out, "<i>no SPIFFE ID</i><br>DNS {}", esc(dns, MAX_ID))?,
-        (None, None) => out.write_str("<i>no SPIFFE ID</i>")?,
-    }
-    let expiry = Expiry::of(p.not_after_time, now);
-    write!(
-        out,
-        "</td><td class=\"{}\">{}<br><small>",
-        expiry.class(),
-        esc(&p.not_after, MAX_SHORT)
-    )?;
-    expiry.write_relative(out, p.not_after_time, now)?;
-    out.write_str("</small></td>")
-}
-
-/// Negotiated TLS version and ALPN (cipher on hover), and the HTTP status if any.
-fn tls_cell(out: &mut String, last: Option<&ProbeReport>) -> fmt::Result {
-    out.write_str("<td class=\"tls\"")?;
-    let tls = last.and_then(|r| r.tls.as_ref());
-    if let Some(t) = tls {
+    out.write_str("</summary><dl>")?;
+    if !detail.is_empty() {
         write!(
             out,
-            " title=\"{}\">{}",
-            esc(t.cipher, MAX_SHORT),
-            tls_version(t.version)
+            "<dt>Detail</dt><dd class=\"full\">{}</dd>",
+            esc(detail, MAX_DETAIL)
         )?;
-        if let Some(alpn) = &t.alpn {
-            write!(out, " · {}", esc(alpn, MAX_SHORT))?;
-        }
-    } else {
-        out.write_str(">")?;
     }
-    if let Some(h) = last.and_then(|r| r.http.as_ref()) {
-        let br = if tls.is_some() { "<br>" } else { "" };
-        write!(out, "{br}HTTP {}", h.status)?;
-        if let Some(server) = &h.server {
-            write!(out, " <small>{}</small>", esc(server, MAX_SHORT))?;
+    if let (Some(r), true) = (last, state.failed()) {
+        if let Some(h) = r.hint.or(r.reason.map(Reason::hint)) {
+            write!(out, "<dt>Hint</dt><dd>{}</dd>", esc(h, MAX_DETAIL))?;
         }
     }
-    out.write_str("</td>")
-}
-
-/// rustls' names (`TLSv1_3`) as people write them.
-fn tls_version(v: &str) -> Esc<'_> {
-    match v {
-        "TLSv1_3" => esc("TLS 1.3", MAX_SHORT),
-        "TLSv1_2" => esc("TLS 1.2", MAX_SHORT),
-        other => esc(other, MAX_SHORT),
+    let target = &edge.target;
+    match &target.origin {
+        Origin::StrictCompanion { of } => write!(
+            out,
+            "<dt>What</dt><dd>STRICT check of {}: plaintext must be refused</dd>",
+            esc(of, MAX_NAME)
+        )?,
+        Origin::Discovered { of } => write!(
+            out,
+            "<dt>What</dt><dd>discovered by {}</dd>",
+            esc(of, MAX_NAME)
+        )?,
+        Origin::Configured => {}
     }
-}
-
-fn ratio_cell(out: &mut String, ratios: &[(String, Option<f64>)]) -> fmt::Result {
-    out.write_str("<td class=\"num\">")?;
-    for (i, (window, ratio)) in ratios.iter().enumerate() {
-        let br = if i > 0 { "<br>" } else { "" };
-        write!(out, "{br}{} ", esc(window, MAX_SHORT))?;
+    let configured = target.address.to_string();
+    write!(out, "<dt>Address</dt><dd>{}", esc(&configured, MAX_ADDRESS))?;
+    if let Some(r) = last.filter(|r| r.address != configured) {
+        write!(out, " → {}", esc(&r.address, MAX_ADDRESS))?;
+    }
+    write!(
+        out,
+        "</dd><dt>Probe</dt><dd>{} → {}, every {}</dd>",
+        target.mode.as_str(),
+        target.expect.as_str(),
+        humantime::format_duration(target.interval)
+    )?;
+    if let Some(p) = last.and_then(|r| r.peer.as_ref()) {
+        peer_facts(out, p, now, opts)?;
+    }
+    if let Some(f) = last.and_then(|r| r.far_side.as_ref()) {
+        far_side_facts(out, f)?;
+    }
+    tls_facts(out, last)?;
+    out.write_str("<dt>Success</dt><dd>")?;
+    for (i, (window, ratio)) in edge.success_ratio.iter().enumerate() {
+        let sep = if i > 0 { " · " } else { "" };
+        write!(out, "{sep}{} ", esc(window, MAX_SHORT))?;
         match ratio {
-            Some(r) if *r < 1.0 => write!(out, "<span class=\"partial\">{}</span>", Percent(*r))?,
             Some(r) => write!(out, "{}", Percent(*r))?,
             None => out.write_str("–")?,
         }
     }
+    write!(
+        out,
+        " ({} probes, {} passed)</dd>",
+        edge.probes, edge.passes
+    )?;
+    if let Some(r) = last {
+        write!(out, "<dt>Last probe</dt><dd>{}", esc(&r.at, MAX_SHORT))?;
+        if let Ok(then) = humantime::parse_rfc3339_weak(&r.at) {
+            write!(out, " ({})", Relative { then, now })?;
+        }
+        write!(out, ", {:.1} ms</dd>", r.timings_ms.total)?;
+    }
+    out.write_str("</dl></details></td>")
+}
+
+/// The peer's identity and leaf, in the expanded row.
+fn peer_facts(
+    out: &mut String,
+    p: &PeerInfo,
+    now: SystemTime,
+    opts: &RowOptions<'_>,
+) -> fmt::Result {
+    out.write_str("<dt>Peer</dt><dd>")?;
+    match (&p.spiffe_id, p.dns_sans.first()) {
+        (Some(id), _) => write!(out, "<span class=\"id\">{}</span>", esc(id, MAX_ID))?,
+        (None, Some(dns)) => write!(out, "no SPIFFE ID, DNS {}", esc(dns, MAX_ID))?,
+        (None, None) => out.write_str("no SPIFFE ID")?,
+    }
+    write!(
+        out,
+        "<br>issuer {}, serial {}<br>valid {} .. {} (",
+        esc(&p.issuer, MAX_ID),
+        esc(&p.serial, MAX_SHORT),
+        esc(&p.not_before, MAX_SHORT),
+        esc(&p.not_after, MAX_SHORT)
+    )?;
+    let expiry = Expiry::of(not_before(p), p.not_after_time, now, opts.expiry_floor);
+    expiry.write_relative(out, p.not_after_time, now)?;
+    out.write_str(")</dd>")
+}
+
+/// How the far side (an agent's `[serve]`) saw us, in the expanded row.
+fn far_side_facts(out: &mut String, f: &FarSide) -> fmt::Result {
+    let seen = crate::probe::far_side::seen_identity(f);
+    write!(
+        out,
+        "<dt>Far side</dt><dd>{} saw us as {}</dd>",
+        esc(&f.source, MAX_NAME),
+        esc(seen.as_deref().unwrap_or("no client identity"), MAX_ID)
+    )
+}
+
+/// Negotiated TLS version, cipher and ALPN, and the HTTP status if any.
+fn tls_facts(out: &mut String, last: Option<&ProbeReport>) -> fmt::Result {
+    if let Some(t) = last.and_then(|r| r.tls.as_ref()) {
+        write!(
+            out,
+            "<dt>TLS</dt><dd>{} {}",
+            esc(t.version, MAX_SHORT),
+            esc(t.cipher, MAX_SHORT)
+        )?;
+        if let Some(alpn) = &t.alpn {
+            write!(out, " · {}", esc(alpn, MAX_SHORT))?;
+        }
+        out.write_str("</dd>")?;
+    }
+    if let Some(h) = last.and_then(|r| r.http.as_ref()) {
+        write!(out, "<dt>HTTP</dt><dd>{}", h.status)?;
+        if let Some(server) = &h.server {
+            write!(out, " <small>server: {}</small>", esc(server, MAX_SHORT))?;
+        }
+        out.write_str("</dd>")?;
+    }
+    Ok(())
+}
+
+/// The shortest window's ratio (the others are in the expanded row).
+fn ratio_cell(out: &mut String, ratios: &[(String, Option<f64>)]) -> fmt::Result {
+    let Some((window, ratio)) = ratios.first() else {
+        return out.write_str("<td class=\"num\"></td>");
+    };
+    write!(
+        out,
+        "<td class=\"num\" title=\"success over {}\">",
+        esc(window, MAX_SHORT)
+    )?;
+    match ratio {
+        Some(r) if *r < 1.0 => write!(out, "<span class=\"partial\">{}</span>", Percent(*r))?,
+        Some(r) => write!(out, "{}", Percent(*r))?,
+        None => out.write_str("–")?,
+    }
     out.write_str("</td>")
 }
 
-fn last_probe_cell(out: &mut String, last: Option<&ProbeReport>, now: SystemTime) -> fmt::Result {
-    let Some(r) = last else {
-        return out.write_str("<td class=\"at\"></td>");
+/// When the peer's leaf expires, highlighted by how much of its life is left.
+fn expiry_cell(
+    out: &mut String,
+    peer: Option<&PeerInfo>,
+    now: SystemTime,
+    opts: &RowOptions<'_>,
+) -> fmt::Result {
+    let Some(p) = peer else {
+        return out.write_str("<td class=\"expiry\"></td>");
     };
-    write!(out, "<td class=\"at\">{}", esc(&r.at, MAX_SHORT))?;
-    if let Ok(then) = humantime::parse_rfc3339_weak(&r.at) {
-        write!(out, "<br><small>{}</small>", Relative { then, now })?;
-    }
-    write!(out, "<br><small>{:.1} ms</small></td>", r.timings_ms.total)
+    let expiry = Expiry::of(not_before(p), p.not_after_time, now, opts.expiry_floor);
+    write!(
+        out,
+        "<td class=\"{}\" title=\"not_after {}\">",
+        expiry.class(),
+        esc(&p.not_after, MAX_SHORT)
+    )?;
+    expiry.write_relative(out, p.not_after_time, now)?;
+    out.write_str("</td>")
 }
 
-fn hint_cell(out: &mut String, last: Option<&ProbeReport>, state: State) -> fmt::Result {
-    let hint = last
-        .filter(|_| state.failed())
-        .and_then(|r| r.hint.or(r.reason.map(Reason::hint)));
-    match hint {
-        Some(h) => write!(out, "<td class=\"hint\">{}</td>", esc(h, MAX_DETAIL)),
-        None => out.write_str("<td class=\"hint\"></td>"),
-    }
+fn not_before(p: &PeerInfo) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(&p.not_before).ok()
 }

@@ -16,14 +16,16 @@ use crate::identity::spiffe::{SpiffeError, SpiffeId, TrustDomain};
 
 use super::error::EnvKeys;
 use super::raw::{
-    self, RawAgent, RawConfig, RawDiscover, RawHttp, RawIdentity, RawProbe, RawServe, RawTarget,
+    self, RawAgent, RawConfig, RawDiscover, RawFleet, RawHttp, RawIdentity, RawProbe, RawServe,
+    RawTarget,
 };
 use super::{
-    AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, HostPort, HttpCheck,
-    IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig, StatusSet, Target,
-    TlsVersion,
+    AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, FleetConfig, FleetScope,
+    HostPort, HttpCheck, IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig,
+    StatusSet, Target, TlsVersion, TrustSource,
 };
 
+mod fleet;
 mod probe;
 mod sections;
 #[cfg(test)]
@@ -154,6 +156,7 @@ impl Cx<'_> {
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let agent = self.agent(raw.agent.unwrap_or_default())?;
+        let fleet = raw.fleet.map(|f| self.fleet(f, &agent)).transpose()?;
         let identity = raw.identity.map(|i| self.identity(i)).transpose()?;
         let serve = raw.serve.map(|s| self.serve(s)).transpose()?;
         let defaults = Defaults {
@@ -247,14 +250,15 @@ impl Cx<'_> {
                 ));
             }
             // A tls probe verifies the peer against [identity].ca, its only trust bundle.
+            // A tls probe with its own `ca` does not need it.
             let tls_user = targets
                 .iter()
-                .find(|t| t.mode == Mode::Tls)
+                .find(|t| t.mode == Mode::Tls && t.ca.is_none())
                 .map(|t| format!("target {:?}", t.name))
                 .or_else(|| {
                     discover
                         .iter()
-                        .find(|d| d.template.mode == Mode::Tls)
+                        .find(|d| d.template.mode == Mode::Tls && d.template.ca.is_none())
                         .map(|d| format!("discover {:?}", d.name))
                 });
             if let Some(user) = tls_user {
@@ -263,7 +267,8 @@ impl Cx<'_> {
                     format!(
                         "missing [identity]: {user} uses mode = \"tls\", which verifies the \
                          peer against the trust bundle [identity].ca; expected an [identity] \
-                         table with cert, key and ca"
+                         table with cert, key and ca, or ca = \"FILE\" (or \"system\") on the \
+                         target"
                     ),
                 ));
             }
@@ -284,6 +289,7 @@ impl Cx<'_> {
             targets,
             discover,
             included,
+            fleet,
         })
     }
 
@@ -365,6 +371,7 @@ fn strict_companion(target: &Target) -> Target {
         server_name: target.server_name.clone(),
         alpn: Vec::new(),
         tls_versions: default_tls_versions(),
+        ca: None,
         verify_strict: false,
         interval: target.interval,
         timeout: target.timeout,
@@ -372,6 +379,8 @@ fn strict_companion(target: &Target) -> Target {
         origin: Origin::StrictCompanion {
             of: target.name.clone(),
         },
+        // A companion moves with its target: the same agents probe both.
+        fleet: target.fleet,
     }
 }
 

@@ -154,6 +154,7 @@ impl Cx<'_> {
                 ("alpn", raw.alpn.is_some()),
                 ("tls_versions", raw.tls_versions.is_some()),
                 ("verify_strict", raw.verify_strict.is_some()),
+                ("ca", raw.ca.is_some()),
             ];
             if let Some((field, _)) = tls_keys.iter().find(|(_, set)| *set) {
                 return Err(self.err(
@@ -201,6 +202,8 @@ impl Cx<'_> {
             (None, None) => PeerExpectation::DnsName(server_name.clone()),
         };
 
+        let fleet = self.fleet_scope(&key("fleet"), raw.fleet.as_deref())?;
+
         let http = match raw.http {
             Some(h) => Some(self.http(&key("http"), h)?),
             None => None,
@@ -243,6 +246,16 @@ impl Cx<'_> {
             None => defaults.agent.timeout.min(interval),
         };
 
+        let ca = match raw.ca {
+            Some(s) if s.trim() == "system" => Some(TrustSource::System),
+            Some(s) => Some(TrustSource::File(self.path(
+                &key("ca"),
+                s,
+                "a PEM file of CA certificates, or \"system\" for the platform's roots",
+            )?)),
+            None => None,
+        };
+
         Ok(Target {
             name,
             address,
@@ -252,11 +265,13 @@ impl Cx<'_> {
             server_name,
             alpn,
             tls_versions,
+            ca,
             verify_strict,
             interval,
             timeout,
             http,
             origin,
+            fleet,
         })
     }
 

@@ -58,6 +58,15 @@ impl Cx<'_> {
             dns_servers.push(addr);
         }
         let include = self.include_patterns(raw.include.unwrap_or_default())?;
+        let runbook_base_url = match raw.runbook_base_url {
+            Some(s) => Some(self.at("agent.runbook_base_url", parse_base_url(&s))?),
+            None => None,
+        };
+        let cert_expiry_warn_floor = self.duration_or(
+            "agent.cert_expiry_warn_floor",
+            raw.cert_expiry_warn_floor,
+            DEFAULT_CERT_EXPIRY_WARN_FLOOR,
+        )?;
         Ok(AgentConfig {
             source,
             listen,
@@ -68,6 +77,8 @@ impl Cx<'_> {
             windows,
             dns_servers,
             include,
+            runbook_base_url,
+            cert_expiry_warn_floor,
         })
     }
 
@@ -202,8 +213,13 @@ impl Cx<'_> {
         what: &str,
     ) -> Result<PathBuf, ConfigError> {
         let s = self.required(key, v, &format!("the path of {what}"))?;
+        self.path(key, s, &format!("the path of {what}"))
+    }
+
+    /// A non-empty path, relative to the config file's directory.
+    pub(super) fn path(&self, key: &str, s: String, what: &str) -> Result<PathBuf, ConfigError> {
         if s.trim().is_empty() || s.contains('\0') {
-            return Err(self.err(key, format!("got {s:?}; expected the path of {what}")));
+            return Err(self.err(key, format!("got {s:?}; expected {what}")));
         }
         let path = PathBuf::from(s);
         Ok(match self.base_dir {
@@ -233,5 +249,29 @@ impl Cx<'_> {
             listen,
             client_auth,
         })
+    }
+}
+
+/// The status page's expiry floor: with Istio's 24-hour certificates rotated at half
+/// their life, an hour left means rotation has stalled.
+const DEFAULT_CERT_EXPIRY_WARN_FLOOR: Duration = Duration::from_secs(3600);
+
+/// `runbook_base_url`: an `http(s)://` URL without a fragment; a trailing `/` or `#`
+/// is dropped so `#reason` can be appended.
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let t = s.trim().trim_end_matches(['#', '/']);
+    let ok = (t.starts_with("https://") || t.starts_with("http://"))
+        && t.len() > "https://".len()
+        && !t.contains('#')
+        && !t
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<');
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(format!(
+            "got {s:?}; expected an http:// or https:// URL without a fragment, e.g. \
+             \"https://wiki.example.com/mtls-prober/runbook\" (\"#reason\" is appended)"
+        ))
     }
 }

@@ -107,6 +107,31 @@ const BAD: &[(&str, Option<&str>, &str)] = &[
         "empty, so no response could pass",
     ),
     (
+        "fleet-bad-scope.toml",
+        Some("target[0].fleet"),
+        "got \"everyone\"; expected \"shared\"",
+    ),
+    (
+        "fleet-peers-is-an-ip.toml",
+        Some("fleet.peers"),
+        "expected a DNS name whose addresses are the agents",
+    ),
+    (
+        "fleet-probers-zero.toml",
+        Some("fleet.probers_per_target"),
+        "got 0; expected a number of agents from 1 to 10000",
+    ),
+    (
+        "fleet-rotate-shorter-than-interval.toml",
+        Some("fleet.rotate"),
+        "shorter than agent.interval 10s; expected \"0s\" (never)",
+    ),
+    (
+        "fleet-self-not-an-ip.toml",
+        Some("fleet.self"),
+        "got \"node-a\"; expected this agent's IP address",
+    ),
+    (
         "ipv6-without-brackets.toml",
         Some("target[0].address"),
         "an IPv6 address needs brackets",
@@ -447,6 +472,7 @@ fn repository_probes_toml_loads_and_exercises_the_schema() {
     assert_eq!(c.discover.len(), 1);
     assert!(c.serve.is_some());
     assert!(!c.agent.dns_servers.is_empty());
+    assert_eq!(c.fleet.as_ref().map(|f| f.probers_per_target), Some(3));
     let status = &api.http.as_ref().unwrap().expect_status;
     assert!(status.contains(200) && status.contains(204) && !status.contains(201));
 }
@@ -493,6 +519,7 @@ fn a_bogus_key_in_any_table_of_probes_toml_is_rejected() {
         "target[0].http",
         "discover[0]",
         "discover[0].http",
+        "fleet",
     ] {
         assert!(
             tables.contains(&needed),
@@ -534,6 +561,7 @@ fn target_and_discover_accept_the_same_probe_keys() {
         ("interval", "\"20s\""),
         ("timeout", "\"2s\""),
         ("http", "{ path = \"/x\" }"),
+        ("fleet", "\"all\""),
     ];
     for (key, value) in samples {
         let target =
@@ -1238,6 +1266,11 @@ fn host_ports() {
         ("api:65536", "got port 65536"),
         ("api:http", "got \"http\""),
         ("fd00::1", "needs brackets"),
+        (
+            "https://api.prod:8443/healthz",
+            "looks like a URL (https://…): use host:port and put the path in [target.http]",
+        ),
+        ("http://api.prod/", "looks like a URL"),
         ("[fd00::1]", "with no port"),
         ("[fd00::1:80", "no closing ']'"),
         ("[10.0.0.1]:80", "is not an IPv6 address"),
@@ -1384,4 +1417,80 @@ fn trust_domain_expansion() {
         expand_trust_domain(td("cluster.local"), Some(&no_td)),
         [td("cluster.local")]
     );
+}
+
+// === [fleet] ===
+
+const FLEET: &str = "[fleet]\npeers = \"agents.monitoring.svc.cluster.local\"\n";
+
+#[test]
+fn fleet_defaults_and_self_from_pod_ip() {
+    let c = load_str(FLEET, "f.toml", &env(&[("POD_IP", "10.0.3.7")])).unwrap();
+    let f = c.fleet.unwrap();
+    assert_eq!(f.peers, "agents.monitoring.svc.cluster.local");
+    assert_eq!(f.self_addr, "10.0.3.7".parse::<IpAddr>().unwrap());
+    assert_eq!(f.probers_per_target, 3);
+    assert_eq!(f.rotate, Duration::from_secs(3600));
+    assert_eq!(f.refresh, Duration::from_secs(30));
+    // `self` wins over $POD_IP; "0s" turns rotation off.
+    let text = format!("{FLEET}self = \"fd00::7\"\nrotate = \"0s\"\nprobers_per_target = 2\n");
+    let f = load_str(&text, "f.toml", &env(&[("POD_IP", "10.0.3.7")]))
+        .unwrap()
+        .fleet
+        .unwrap();
+    assert_eq!(f.self_addr, "fd00::7".parse::<IpAddr>().unwrap());
+    assert_eq!((f.rotate, f.probers_per_target), (Duration::ZERO, 2));
+    // And from the environment like every key.
+    let f = load_str(
+        FLEET,
+        "f.toml",
+        &env(&[
+            ("MTLS_PROBER_FLEET__SELF", "10.0.0.9"),
+            ("POD_IP", "10.0.3.7"),
+        ]),
+    )
+    .unwrap()
+    .fleet
+    .unwrap();
+    assert_eq!(f.self_addr, "10.0.0.9".parse::<IpAddr>().unwrap());
+}
+
+#[test]
+fn fleet_self_is_required_without_pod_ip() {
+    let (key, problem) = err_of(FLEET);
+    assert_eq!(key.as_deref(), Some("fleet.self"));
+    assert!(
+        problem.contains("not set and $POD_IP is unset"),
+        "{problem}"
+    );
+    let e = load_str(FLEET, "f.toml", &env(&[("POD_IP", "node-a")])).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("fleet.self"));
+    assert!(e.problem.starts_with("from $POD_IP: got \"node-a\""), "{e}");
+    let (key, problem) = err_of("[fleet]\nself = \"10.0.0.1\"\n");
+    assert_eq!(key.as_deref(), Some("fleet.peers"));
+    assert!(
+        problem.starts_with("missing; expected the DNS name"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn fleet_scope_reaches_companions_and_discovered_edges() {
+    let text = format!(
+        "{IDENTITY}[[target]]\nname = \"node-local\"\naddress = \"n:1\"\nverify_strict = true\n\
+         fleet = \"all\"\n[[target]]\nname = \"shared\"\naddress = \"s:1\"\n\
+         [[discover]]\nname = \"agents\"\ndns = \"a.example\"\nport = 8443\nfleet = \"all\"\n"
+    );
+    let c = load_text(&text).unwrap();
+    let scope = |n: &str| c.targets.iter().find(|t| t.name == n).unwrap().fleet;
+    assert_eq!(scope("node-local"), FleetScope::All);
+    assert_eq!(scope("node-local/plaintext"), FleetScope::All);
+    assert_eq!(scope("shared"), FleetScope::Shared);
+    assert_eq!(
+        c.discover[0].edge("10.0.0.1".parse().unwrap()).fleet,
+        FleetScope::All
+    );
+    // Without [fleet] the key is accepted (a matrix file may serve both kinds of
+    // agents) and has no effect.
+    assert!(c.fleet.is_none());
 }

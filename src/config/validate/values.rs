@@ -116,6 +116,12 @@ pub(super) fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
 pub(super) fn parse_host_port(s: &str) -> Result<HostPort, String> {
     const EXPECTED: &str = "expected host:port like \"api.production.svc.cluster.local:8080\", \
                             \"10.0.0.5:8080\" or \"[fd00::5]:8080\"";
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!(
+            "got {s:?}, which looks like a URL ({scheme}://…): use host:port and put the \
+             path in [target.http] (path = \"/…\"); {EXPECTED}"
+        ));
+    }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')

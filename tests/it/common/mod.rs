@@ -101,11 +101,13 @@ pub fn target(addr: std::net::SocketAddr, mode: Mode) -> Target {
         server_name: "api.prod.svc.cluster.local".into(),
         alpn: Vec::new(),
         tls_versions: vec![TlsVersion::V1_2, TlsVersion::V1_3],
+        ca: None,
         verify_strict: false,
         interval: Duration::from_secs(10),
         timeout: Duration::from_secs(3),
         http: None,
         origin: Origin::Configured,
+        fleet: Default::default(),
     }
 }
 
