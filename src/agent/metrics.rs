@@ -49,8 +49,6 @@ pub struct Metrics {
     targets: IntGauge,
     lag: Histogram,
     discovery: IntCounterVec,
-    /// Hits and misses of the verified-chain caches (`crate::tls::chain_cache`).
-    chain_cache: [prometheus::IntCounter; 2],
     fleet_members: IntGaugeVec,
     fleet_assigned: IntGaugeVec,
 }
@@ -129,19 +127,6 @@ impl Metrics {
                 "DNS lookups of [[discover]] names, by result (an extension of SPEC §6).",
                 &["source", "discover", "result"],
             )?,
-            chain_cache: {
-                let c = counter(
-                    "mtls_probe_chain_cache_total",
-                    "Peer chain verifications by whether the chain above the leaf was \
-                     taken from the verified-chain cache (hit) or verified in full (miss); \
-                     an extension of SPEC §6.",
-                    &["source", "result"],
-                )?;
-                [
-                    c.with_label_values(&[source, "hit"]),
-                    c.with_label_values(&[source, "miss"]),
-                ]
-            },
             // Resolved once: these are touched on every probe.
             targets: targets.with_label_values(&[source]),
             lag: lag.with_label_values(&[source]),
@@ -184,11 +169,6 @@ impl Metrics {
     /// as it is written; stops when `sink` returns `false`. `/metrics` streams these, so
     /// a scrape of 10,000 edges holds a few chunks instead of its whole 17 MiB text.
     pub fn render_chunks(&self, chunk: usize, mut sink: impl FnMut(Bytes) -> bool) {
-        let (hits, misses) = crate::tls::chain_cache::totals();
-        for (counter, total) in self.chain_cache.iter().zip([hits, misses]) {
-            // The process-wide totals only grow; the counters follow them.
-            counter.inc_by(total.saturating_sub(counter.get()));
-        }
         let mut agent = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec cannot fail for I/O reasons; a metric family the encoder
         // rejects would be a bug here, and leaves a partial but valid prefix.

@@ -42,7 +42,7 @@ pub const MAX_ENTRIES: usize = 64;
 /// The most bytes of certificates and anchors kept per trust bundle.
 pub const MAX_BYTES: usize = 256 * 1024;
 
-/// Hits and misses of every cache in the process (for `/metrics`).
+/// Hits and misses of every cache in the process (logged when the agent stops).
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
 
