@@ -30,7 +30,7 @@ use super::metrics::{EdgeMetrics, Metrics, window_label};
 use super::view::EdgeView;
 use super::window::Windows;
 use crate::classify::Reason;
-use crate::config::{Origin, Target};
+use crate::config::Target;
 use crate::identity::Credentials;
 use crate::probe::Prober;
 use crate::report::ProbeReport;
@@ -253,18 +253,6 @@ impl EdgeSet {
     /// The names of all edges.
     pub fn names(&self) -> Vec<String> {
         lock(&self.entries).keys().cloned().collect()
-    }
-
-    /// The names of the edges that came from the config (`[[target]]` and their
-    /// `verify_strict` companions), not from a `[[discover]]`.
-    pub fn configured_names(&self) -> Vec<String> {
-        lock(&self.entries)
-            .iter()
-            .filter(|(_, e)| {
-                !matches!(lock(&e.edge.state).target.origin, Origin::Discovered { .. })
-            })
-            .map(|(name, _)| name.clone())
-            .collect()
     }
 
     /// How many edges are scheduled.

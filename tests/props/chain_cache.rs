@@ -18,7 +18,7 @@ use rcgen::{
     GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
 };
 use rustls_pki_types::{CertificateDer, UnixTime};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::support::cases;
 
