@@ -88,6 +88,8 @@ struct LogState {
     reloaded: Option<Instant>,
     lines: u64,
     tail: Vec<String>,
+    /// `(hits, misses)` of the verified-chain cache, from the agent's last log line.
+    chain_cache: Option<(f64, f64)>,
 }
 
 /// A running agent; killed when dropped.
@@ -98,6 +100,7 @@ pub struct Agent {
     /// The endpoints' address.
     pub addr: SocketAddr,
     log: Arc<Mutex<LogState>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Agent {
@@ -122,7 +125,7 @@ impl Agent {
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let log: Arc<Mutex<LogState>> = Arc::default();
         let reader = log.clone();
-        std::thread::spawn(move || {
+        let reader_thread = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let now = Instant::now();
@@ -132,6 +135,11 @@ impl Agent {
                     && (line.contains("edge passing") || line.contains("edge failing"))
                 {
                     st.first_result = Some(now);
+                }
+                if let (Some(h), Some(m)) =
+                    (field(&line, "chain_hits"), field(&line, "chain_misses"))
+                {
+                    st.chain_cache = h.parse().ok().zip(m.parse().ok());
                 }
                 if line.contains("config reloaded") {
                     st.reloaded = Some(now);
@@ -154,6 +162,7 @@ impl Agent {
                     spawned,
                     addr,
                     log,
+                    reader: Some(reader_thread),
                 });
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -284,20 +293,30 @@ impl Agent {
         Ok(Scrape::parse(took, &body))
     }
 
-    /// SIGTERM, then wait (a kill after `grace`).
-    pub fn stop(mut self, grace: Duration) {
+    /// SIGTERM, then wait (a kill after `grace`). Returns the verified-chain cache's
+    /// `(hits, misses)` over the agent's life, which it logs as it stops.
+    pub fn stop(mut self, grace: Duration) -> Option<(f64, f64)> {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let until = Instant::now() + grace;
+        let mut exited = false;
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                exited = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // The pipe is closed now: the reader has seen every line.
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.log.lock().unwrap().chain_cache
     }
 }
 
@@ -345,9 +364,6 @@ pub struct Scrape {
     pub attempts: f64,
     /// Of which failed.
     pub failures: f64,
-    /// `mtls_probe_chain_cache_total` by result: chains verified from the cache, in full.
-    pub chain_hits: f64,
-    pub chain_misses: f64,
     /// `mtls_probe_schedule_lag_seconds_bucket` cumulative counts by `le`.
     pub lag: Vec<(f64, f64)>,
     /// Series per target label value.
@@ -381,11 +397,6 @@ impl Scrape {
                         s.failures += value;
                     }
                 }
-                "mtls_probe_chain_cache_total" => match label(series, "result") {
-                    Some("hit") => s.chain_hits += value,
-                    Some("miss") => s.chain_misses += value,
-                    _ => {}
-                },
                 "mtls_probe_schedule_lag_seconds_bucket" => {
                     let le = label(series, "le")
                         .map_or(f64::INFINITY, |l| l.parse().unwrap_or(f64::INFINITY));
