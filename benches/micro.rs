@@ -143,8 +143,8 @@ fn recording(c: &mut Criterion) {
     let windows = vec!["5m".to_owned(), "30m".to_owned()];
     let m = Metrics::new("node-a").unwrap();
     let mut e = m.edge("prod/api", &windows);
-    let pass = std::sync::Arc::new(report("prod/api", true, "01"));
-    let fail = std::sync::Arc::new(report("prod/api", false, "01"));
+    let pass = Arc::new(report("prod/api", true, "01"));
+    let fail = Arc::new(report("prod/api", false, "01"));
     g.bench_function("metrics_record_pass", |b| {
         b.iter(|| m.record(&mut e, black_box(&pass), [Some(1.0), Some(1.0)]))
     });
@@ -166,7 +166,7 @@ fn recording(c: &mut Criterion) {
     let (rt, set, names) = edge_set(1, false);
     g.bench_function("edge_set_record", |b| {
         b.iter_batched(
-            || pass.clone(),
+            || report("prod/api", true, "01"),
             |r| set.record(&names[0], r),
             BatchSize::SmallInput,
         )

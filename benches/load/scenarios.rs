@@ -263,6 +263,9 @@ fn ms(s: f64) -> String {
 }
 
 /// Scenario 1: full mTLS probe CPU at ~500 probes/s, agent vs bare loop.
+/// One agent's window, its VmHWM, and its verified-chain cache `(hits, misses)`.
+type Measured = (Window, u64, Option<(f64, f64)>);
+
 fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
     let s = "cpu@500/s";
     let rate = 500.0;
@@ -329,7 +332,7 @@ fn cpu(ctx: &Ctx, server: &Server, table: &mut Table) -> Result<(), String> {
             max_concurrency: 256,
         };
         let config = spec.write(ctx.dir.path(), &ctx.files)?;
-        let measure = |bin: &Path| -> Result<(Window, u64, Option<(f64, f64)>), String> {
+        let measure = |bin: &Path| -> Result<Measured, String> {
             let agent = Agent::start(bin, &config, ctx.pin.client, Duration::from_secs(30))?;
             sleep_until(agent.spawned + warm);
             let w = Window::measure(&agent, window)?;

@@ -135,6 +135,22 @@ async fn respond_to(
         });
         return with_headers(ChunkBody(rx).boxed(), StatusCode::OK, "application/json");
     }
+    if path == "/" && (method == Method::GET || method == Method::HEAD) {
+        // Streamed too: the page for 10,000 edges is ≈ 10 MiB of HTML.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let views = state.edge_views();
+            status_page::render_chunks(&state.agent_view(), &views, METRICS_CHUNK, |chunk| {
+                tx.blocking_send(chunk).is_ok()
+            });
+        });
+        return with_headers(
+            ChunkBody(rx).boxed(),
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+        );
+    }
     let _permit = permit;
     match tokio::task::spawn_blocking(move || route(&state, &method, &path)).await {
         Ok(r) => r,
@@ -172,15 +188,6 @@ fn route(state: &AgentState, method: &Method, path: &str) -> Response<Body> {
                 &format!("not ready: {why}\n"),
             ),
         },
-        "/" => {
-            let views = state.edge_views();
-            let page = status_page::render(&state.agent_view(), &views);
-            respond(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                page.into_bytes(),
-            )
-        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /, /metrics, /api/v1/edges, /healthz, /readyz, /docs/runbook\n",

@@ -14,7 +14,7 @@ mod fleet;
 mod html;
 mod row;
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::SystemTime;
 
 use self::html::{Expiry, Span, esc, rfc3339};
@@ -31,6 +31,47 @@ const MAX_NAME: usize = 512;
 /// Rough bytes per row, to size the buffer once.
 const ROW_BYTES: usize = 1024;
 
+/// Renders the page for the current wall-clock time in chunks of about `chunk` bytes,
+/// each handed to `send` as it fills; stops when `send` returns `false`. `/` streams
+/// these: 10,000 edges are ≈ 10 MiB of HTML, which rendered whole raised the agent's
+/// peak memory by as much.
+pub fn render_chunks(
+    agent: &AgentView,
+    edges: &[EdgeView],
+    chunk: usize,
+    send: impl FnMut(bytes::Bytes) -> bool,
+) {
+    let mut w = Chunks {
+        buf: String::with_capacity(chunk + 4096),
+        chunk,
+        send,
+    };
+    // An error here is only `send` refusing more (the client went away).
+    if write_page(&mut w, agent, edges, SystemTime::now()).is_ok() {
+        (w.send)(bytes::Bytes::from(w.buf));
+    }
+}
+
+/// A `fmt::Write` that hands its text on in chunks.
+struct Chunks<F> {
+    buf: String,
+    chunk: usize,
+    send: F,
+}
+
+impl<F: FnMut(bytes::Bytes) -> bool> fmt::Write for Chunks<F> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= self.chunk {
+            let full = std::mem::replace(&mut self.buf, String::with_capacity(self.chunk + 4096));
+            if !(self.send)(bytes::Bytes::from(full)) {
+                return Err(fmt::Error);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Renders the page for the current wall-clock time.
 pub fn render(agent: &AgentView, edges: &[EdgeView]) -> String {
     render_at(agent, edges, SystemTime::now())
@@ -45,7 +86,7 @@ fn render_at(agent: &AgentView, edges: &[EdgeView], now: SystemTime) -> String {
 }
 
 fn write_page(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     agent: &AgentView,
     edges: &[EdgeView],
     now: SystemTime,
@@ -113,7 +154,7 @@ impl Tally {
     }
 }
 
-fn write_head(out: &mut String, agent: &AgentView, tally: &Tally) -> fmt::Result {
+fn write_head(out: &mut dyn fmt::Write, agent: &AgentView, tally: &Tally) -> fmt::Result {
     out.write_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")?;
     write!(
         out,
@@ -138,7 +179,7 @@ fn write_head(out: &mut String, agent: &AgentView, tally: &Tally) -> fmt::Result
 }
 
 /// The facts that change what the rest of the page means, above everything else.
-fn write_banners(out: &mut String, agent: &AgentView, tally: &Tally) -> fmt::Result {
+fn write_banners(out: &mut dyn fmt::Write, agent: &AgentView, tally: &Tally) -> fmt::Result {
     if let Some(problem) = &agent.identity_problem {
         writeln!(
             out,
@@ -162,7 +203,7 @@ fn write_banners(out: &mut String, agent: &AgentView, tally: &Tally) -> fmt::Res
 /// so the edges start high on the screen. Each fact is a `<div>` of the list, so one
 /// more (the fleet share) fits without changing the layout.
 fn write_facts(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     agent: &AgentView,
     now: SystemTime,
     opts: &RowOptions<'_>,
@@ -205,7 +246,7 @@ fn write_facts(
 }
 
 fn write_identity(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     agent: &AgentView,
     now: SystemTime,
     opts: &RowOptions<'_>,
@@ -242,7 +283,7 @@ fn write_identity(
 }
 
 /// "N edges: …", and the failures by stage/reason (folded: the table says it too).
-fn write_summary(out: &mut String, t: &Tally, runbook: &str) -> fmt::Result {
+fn write_summary(out: &mut dyn fmt::Write, t: &Tally, runbook: &str) -> fmt::Result {
     writeln!(
         out,
         "<p class=\"summary\"><b>{} edges</b>: <span class=\"{}\">{} failing</span> \
@@ -305,7 +346,7 @@ fn namespace_of(name: &str) -> &str {
 /// Failing namespaces as chips (counts and the worst reason), then the healthy ones
 /// folded into one line: usable with 300 edges in 60 namespaces.
 fn write_namespaces(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     edges: &[EdgeView],
     states: &[State],
     runbook: &str,
@@ -408,7 +449,7 @@ fn worst(reasons: &[(bool, Reason)]) -> Option<Reason> {
 }
 
 fn write_table(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     edges: &[EdgeView],
     states: &[State],
     now: SystemTime,

@@ -1,7 +1,7 @@
 //! The fleet's lines on the status page (SPEC §12): which share this agent holds, and
 //! who else probes each edge. Kept apart so the page's layout can move around them.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::SystemTime;
 
 use super::html::{Span, esc, rfc3339};
@@ -10,7 +10,7 @@ use crate::agent::view::{EdgeFleet, FleetView, Share};
 
 /// `<dt>Fleet</dt><dd>…</dd>` in the facts list; nothing without `[fleet]`.
 pub(super) fn write_facts(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     fleet: Option<&FleetView>,
     now: SystemTime,
 ) -> fmt::Result {
@@ -61,7 +61,7 @@ pub(super) fn write_facts(
 }
 
 /// Under an edge's name: who probes it.
-pub(super) fn write_edge(out: &mut String, fleet: Option<&EdgeFleet>) -> fmt::Result {
+pub(super) fn write_edge(out: &mut dyn fmt::Write, fleet: Option<&EdgeFleet>) -> fmt::Result {
     let Some(f) = fleet else {
         return Ok(());
     };

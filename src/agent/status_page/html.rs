@@ -158,7 +158,7 @@ impl Expiry {
     /// Writes "expired 2h ago" or "in 3h".
     pub(super) fn write_relative(
         self,
-        f: &mut impl fmt::Write,
+        f: &mut (impl fmt::Write + ?Sized),
         not_after: SystemTime,
         now: SystemTime,
     ) -> fmt::Result {

@@ -1,7 +1,7 @@
 //! One edge of the table: its state, its place in the order and its `<tr>`.
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::SystemTime;
 
 use super::html::{Expiry, Percent, Relative, Span, esc};
@@ -170,7 +170,7 @@ pub(super) fn order(edges: &[EdgeView], states: &[State]) -> Vec<Placed> {
 
 /// Writes one `<tr>`: cells in [`HEADINGS`] order.
 pub(super) fn write_row(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     edge: &EdgeView,
     state: State,
     child: bool,
@@ -189,7 +189,12 @@ pub(super) fn write_row(
     out.write_str("</tr>\n")
 }
 
-fn state_cell(out: &mut String, edge: &EdgeView, state: State, now: SystemTime) -> fmt::Result {
+fn state_cell(
+    out: &mut dyn fmt::Write,
+    edge: &EdgeView,
+    state: State,
+    now: SystemTime,
+) -> fmt::Result {
     write!(out, "<td class=\"state\">{}", state.label())?;
     if let Some(since) = edge.since {
         let held = now.duration_since(since).unwrap_or_default();
@@ -202,7 +207,7 @@ fn state_cell(out: &mut String, edge: &EdgeView, state: State, now: SystemTime) 
     out.write_str("</td>")
 }
 
-fn target_cell(out: &mut String, edge: &EdgeView, child: bool) -> fmt::Result {
+fn target_cell(out: &mut dyn fmt::Write, edge: &EdgeView, child: bool) -> fmt::Result {
     let target = &edge.target;
     // The full name on hover: a cut name can hide the part that differs.
     write!(
@@ -221,7 +226,7 @@ fn target_cell(out: &mut String, edge: &EdgeView, child: bool) -> fmt::Result {
 
 /// `stage/reason`, the reason linked to its runbook section.
 fn reason_cell(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     last: Option<&ProbeReport>,
     state: State,
     opts: &RowOptions<'_>,
@@ -246,7 +251,7 @@ fn reason_cell(
 
 /// The detail, one line (cut by CSS), opening into everything else the edge has.
 fn detail_cell(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     edge: &EdgeView,
     state: State,
     now: SystemTime,
@@ -334,7 +339,7 @@ fn detail_cell(
 
 /// The peer's identity and leaf, in the expanded row.
 fn peer_facts(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     p: &PeerInfo,
     now: SystemTime,
     opts: &RowOptions<'_>,
@@ -359,7 +364,7 @@ fn peer_facts(
 }
 
 /// How the far side (an agent's `[serve]`) saw us, in the expanded row.
-fn far_side_facts(out: &mut String, f: &FarSide) -> fmt::Result {
+fn far_side_facts(out: &mut dyn fmt::Write, f: &FarSide) -> fmt::Result {
     let seen = crate::probe::far_side::seen_identity(f);
     write!(
         out,
@@ -370,7 +375,7 @@ fn far_side_facts(out: &mut String, f: &FarSide) -> fmt::Result {
 }
 
 /// Negotiated TLS version, cipher and ALPN, and the HTTP status if any.
-fn tls_facts(out: &mut String, last: Option<&ProbeReport>) -> fmt::Result {
+fn tls_facts(out: &mut dyn fmt::Write, last: Option<&ProbeReport>) -> fmt::Result {
     if let Some(t) = last.and_then(|r| r.tls.as_ref()) {
         write!(
             out,
@@ -394,7 +399,7 @@ fn tls_facts(out: &mut String, last: Option<&ProbeReport>) -> fmt::Result {
 }
 
 /// The shortest window's ratio (the others are in the expanded row).
-fn ratio_cell(out: &mut String, ratios: &[(String, Option<f64>)]) -> fmt::Result {
+fn ratio_cell(out: &mut dyn fmt::Write, ratios: &[(String, Option<f64>)]) -> fmt::Result {
     let Some((window, ratio)) = ratios.first() else {
         return out.write_str("<td class=\"num\"></td>");
     };
@@ -413,7 +418,7 @@ fn ratio_cell(out: &mut String, ratios: &[(String, Option<f64>)]) -> fmt::Result
 
 /// When the peer's leaf expires, highlighted by how much of its life is left.
 fn expiry_cell(
-    out: &mut String,
+    out: &mut dyn fmt::Write,
     peer: Option<&PeerInfo>,
     now: SystemTime,
     opts: &RowOptions<'_>,
