@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     // commands only warn, their report is on stdout. RUST_LOG overrides both.
     let (level, structured) = match cli.command {
         Command::Run(_) | Command::Demo(_) => ("info", !std::io::stderr().is_terminal()),
-        Command::Watch(_) | Command::Probe(_) | Command::Check(_) => ("warn", false),
+        Command::Watch(_) | Command::Probe(_) | Command::Check(_) | Command::Plan(_) => {
+            ("warn", false)
+        }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
