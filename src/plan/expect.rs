@@ -44,7 +44,8 @@ fn health_path(w: &Workload<'_>, port: i64) -> Result<String, String> {
             }
             if g.scheme.eq_ignore_ascii_case("HTTPS") {
                 return Err(format!(
-                    "{}: the readiness probe is HTTPS (the application's own TLS): a TLS-only probe",
+                    "note: the readiness probe of {} is HTTPS (the application's own TLS): no \
+                     HTTP request",
                     w.object()
                 ));
             }
@@ -60,15 +61,16 @@ fn health_path(w: &Workload<'_>, port: i64) -> Result<String, String> {
                 // Seam for `[target.grpc]` (SPEC §13): until plan emits it, a gRPC
                 // readiness probe gives a TLS-only probe.
                 return Err(format!(
-                    "{}: the readiness probe is gRPC; a gRPC health check ([target.grpc]) is not \
-                     planned yet, so this is a TLS-only probe",
+                    "note: the readiness probe of {} is gRPC; a gRPC health check \
+                     ([target.grpc]) is not planned yet, so there is no request after the \
+                     handshake",
                     w.object()
                 ));
             }
         }
     }
     Err(format!(
-        "{}: no readinessProbe.httpGet on port {port}: a TLS-only probe",
+        "note: {} has no readinessProbe.httpGet on port {port}: no HTTP request",
         w.object()
     ))
 }
@@ -157,6 +159,7 @@ fn plan_port(
     let mut edges: Vec<(&Workload<'_>, Edge)> = Vec::new();
     let mut http: Option<String> = None;
     let mut notes: Vec<String> = Vec::new();
+    let findings_before = plan.findings.len();
     for w in workloads {
         let Some(cport) = w.resolve_port(&target_port) else {
             plan.findings.push(Finding {
@@ -218,6 +221,18 @@ fn plan_port(
         edge.why.insert(0, via);
         edges.push((w, edge));
     }
+    // Several workloads behind one port (reviews v1, v2, v3) give one finding per
+    // object, not one per workload.
+    let mut seen = BTreeSet::new();
+    let mut i = findings_before;
+    while i < plan.findings.len() {
+        let f = &plan.findings[i];
+        if seen.insert((f.kind, f.object.clone())) {
+            i += 1;
+        } else {
+            plan.findings.remove(i);
+        }
+    }
     let (_, first) = edges.first()?;
     if let Some((w, other)) = edges.iter().find(|(_, e)| {
         (e.mode, e.expect, e.verify_strict) != (first.mode, first.expect, first.verify_strict)
@@ -239,9 +254,10 @@ fn plan_port(
         });
         return None;
     }
-    let mut why: Vec<String> = Vec::new();
+    // The Service → workload lines first, then what decided, each once.
+    let mut why: Vec<String> = edges.iter().map(|(_, e)| e.why[0].clone()).collect();
     for (_, e) in &edges {
-        for line in &e.why {
+        for line in &e.why[1..] {
             if !why.contains(line) {
                 why.push(line.clone());
             }
@@ -366,12 +382,14 @@ fn istio_edge(
         port: cport,
         host,
     };
-    if path.is_none() {
+    let policies = authz::applicable(idx, opts, w);
+    if path.is_none() && !policies.is_empty() {
         why.push(
-            "TLS-only probe: HTTP authorization rules are evaluated as for TCP traffic".to_owned(),
+            "note: no HTTP request, so authorization rules apply as to TCP traffic (HTTP-only \
+             fields never match in ALLOW, are ignored in DENY)"
+                .to_owned(),
         );
     }
-    let policies = authz::applicable(idx, opts, w);
     let expect = match authz::evaluate(&policies, &request) {
         authz::Verdict::Allow(by) => {
             why.extend(by);
@@ -453,10 +471,11 @@ fn linkerd_edge(
     let http = path.map(|p| ("GET", p));
     let verdict = match server::server_for(idx, w, cport, cport_name) {
         Some(s) => server::evaluate(idx, s, &client, http, http.is_some()),
-        None => {
-            why.push(format!("{policy_why} (no Server selects port {cport})"));
-            default_policy::admits(&policy, &client, &policy_why)
-        }
+        None => default_policy::admits(
+            &policy,
+            &client,
+            &format!("{policy_why} (no Server selects port {cport})"),
+        ),
     };
     let expect = match verdict {
         linkerd::Verdict::Allow(by) => {
@@ -464,13 +483,9 @@ fn linkerd_edge(
             "success"
         }
         linkerd::Verdict::Deny(by, others_listed) => {
-            if others_listed && http.is_some() {
+            if others_listed {
                 plan.findings
-                    .push(super::findings::linkerd_health_path_denied(
-                        &by,
-                        w,
-                        path.unwrap_or("/"),
-                    ));
+                    .push(super::findings::linkerd_health_path_denied(&by, w, path));
             }
             why.push(by);
             "reject"
@@ -481,6 +496,13 @@ fn linkerd_edge(
             return None;
         }
     };
+    if http.is_none() && expect == "success" && !opts.unmeshed {
+        why.push(
+            "note: no HTTP request: a TCP connect to the prober's own proxy proves little; a \
+             readinessProbe.httpGet on this port would give an HTTP check"
+                .to_owned(),
+        );
+    }
     if opts.unmeshed {
         why.push("--unmeshed: plaintext from outside the mesh".to_owned());
     } else {

@@ -58,15 +58,16 @@ pub fn health_path_denied(policy: &str, w: &Workload<'_>, r: &Request<'_>) -> Fi
 }
 
 /// A Linkerd Server whose authorizations list clients but not the prober.
-pub fn linkerd_health_path_denied(why: &str, w: &Workload<'_>, path: &str) -> Finding {
+pub fn linkerd_health_path_denied(why: &str, w: &Workload<'_>, path: Option<&str>) -> Finding {
     let object = why.split(':').next().unwrap_or(why).to_owned();
+    let what = path.map_or("TCP connection".to_owned(), |p| format!("GET {p}"));
     Finding {
         kind: FindingKind::HealthPathDenied,
         object,
         detail: format!(
-            "authorizes other clients of {} but not the prober's GET {path} (an HTTPRoute covers \
-             the probe path): add the prober's identity to a MeshTLSAuthentication of that \
-             AuthorizationPolicy",
+            "authorizes other clients of {} but not the prober's {what}: add the prober's \
+             identity to a MeshTLSAuthentication of its AuthorizationPolicy (or expect the \
+             refusal deliberately)",
             w.object()
         ),
     }

@@ -16,6 +16,7 @@
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `include`: `[agent] include` files loaded and reloaded by the agent;
+//! - `plan`: `mtls-prober plan` on the fixtures of tests/fixtures/plan, bad input;
 //! - `secrets`: no form of the private key in any output, on every key error path.
 #![allow(
     clippy::unwrap_used,
@@ -36,6 +37,7 @@ mod identity;
 mod include;
 mod load;
 mod net;
+mod plan;
 mod request;
 mod secrets;
 mod third_party;

@@ -341,7 +341,19 @@ pub fn evaluate(policies: &[&IstioAuthorizationPolicy], r: &Request<'_>) -> Verd
             object,
             format!("whether its ALLOW rule matches depends on {why}"),
         ),
-        None => Verdict::DeniedByAllowList(name(allows[0])),
+        // The object to change: the most specific ALLOW policy (one with a selector).
+        None => {
+            let specific = allows
+                .iter()
+                .find(|p| {
+                    p.spec
+                        .selector
+                        .as_ref()
+                        .is_some_and(|s| !s.match_labels.is_empty())
+                })
+                .unwrap_or(&allows[0]);
+            Verdict::DeniedByAllowList(name(specific))
+        }
     }
 }
 
