@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::agent::BIN;
+use crate::common::{Behavior, HttpBehavior, Response, ServerOpts};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan")
@@ -441,4 +442,99 @@ fn stdin_and_kubectl_style_lists() {
     assert_eq!(out.status.code(), Some(0));
     let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, w);
+}
+
+/// End to end: Kubernetes objects for a loopback mesh → `plan` → `include` → `watch`.
+/// The servers stand in for the workloads (a STRICT sidecar, a PERMISSIVE one, one
+/// whose DENY policy answers the prober 403, one without a sidecar); the loopback DNS
+/// server answers for their Service names; every edge must hold its planned verdict.
+#[tokio::test]
+async fn watch_holds_the_expectations_plan_derived() {
+    use mtls_prober::demo::pki::LeafSpec;
+
+    let pki = crate::common::Pki::new();
+    let api = pki.strict_peer(HttpBehavior::Respond(Response::ok())).await;
+    let admin_leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/prod/sa/admin"))
+        .unwrap();
+    let admin = crate::common::peer(Behavior::Tls {
+        config: pki.strict(&admin_leaf, &ServerOpts::default()),
+        http: HttpBehavior::Respond(Response::istio_rbac_denied()),
+    })
+    .await;
+    let web_leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe("spiffe://cluster.local/ns/shop/sa/web"))
+        .unwrap();
+    let web = crate::common::peer(Behavior::Permissive {
+        config: pki.strict(&web_leaf, &ServerOpts::default()),
+        http: HttpBehavior::Respond(Response::ok()),
+    })
+    .await;
+    let legacy = crate::common::peer(Behavior::Plaintext {
+        http: HttpBehavior::Respond(Response::ok()),
+    })
+    .await;
+    let dns = mtls_prober::demo::dns::DnsServer::start().await.unwrap();
+    let workload = |ns: &str, name: &str, sa: &str, port: u16| {
+        dns.set(&format!("{name}.{ns}.svc.cluster.local"), &[api.addr().ip()]);
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+             spec: {{selector: {{app: {name}}}, ports: [{{port: {port}, targetPort: {port}}}]}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+             spec:\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      serviceAccountName: {sa}\n      \
+             containers: [{{name: app, ports: [{{containerPort: {port}}}], readinessProbe: {{httpGet: {{path: /healthz, port: {port}}}}}}}]\n---\n"
+        )
+    };
+    let k8s = [
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, labels: {istio-injection: enabled}}\n---\n".to_owned(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio-injection: enabled}}\n---\n".to_owned(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: legacy}\n---\n".to_owned(),
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: prod}\nspec: {mtls: {mode: STRICT}}\n---\n".to_owned(),
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: admin-deny-monitoring, namespace: prod}\nspec: {selector: {matchLabels: {app: admin}}, action: DENY, rules: [{from: [{source: {namespaces: [monitoring]}}]}]}\n---\n".to_owned(),
+        workload("prod", "api", "api", api.addr().port()),
+        workload("prod", "admin", "admin", admin.addr().port()),
+        workload("shop", "web", "web", web.addr().port()),
+        workload("legacy", "legacy", "legacy", legacy.addr().port()),
+    ]
+    .concat();
+    let input = pki.path("k8s.yaml");
+    std::fs::write(&input, k8s).unwrap();
+    let out = plan(&["-f", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(pki.path("matrix.toml"), &out.stdout).unwrap();
+    let matrix = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(matrix.contains("name = \"prod/admin\"\naddress"), "{matrix}");
+    let config = pki.path("probes.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nsource = \"node-a\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\n\
+             dns_servers = [\"{}\"]\ninclude = [\"matrix.toml\"]\n\
+             [identity]\ncert = \"cert-chain.pem\"\nkey = \"key.pem\"\nca = \"root-cert.pem\"\n",
+            dns.addr()
+        ),
+    )
+    .unwrap();
+    let report = pki.path("report.json");
+    let out = tokio::process::Command::new(BIN)
+        .args(["watch", "--config", config.to_str().unwrap(), "--duration", "2s"])
+        .args(["--min-success-ratio", "1", "--report", report.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}\n{matrix}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(&report).unwrap();
+    for (edge, expect) in [
+        ("prod/api", "success"),
+        ("prod/api/plaintext", "reject"),
+        ("prod/admin", "reject"),
+        ("shop/web", "success"),
+        ("legacy/legacy", "success"),
+    ] {
+        assert!(report.contains(&format!("\"{edge}\"")), "{edge} missing from {report}");
+        assert!(matrix.contains(edge.trim_end_matches("/plaintext")) && report.contains(expect));
+    }
 }
