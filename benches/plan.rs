@@ -43,11 +43,14 @@ fn managed_fields(manager: &str) -> String {
 
 fn cluster(services: usize, policies: usize) -> String {
     let namespaces = (services / 50).max(1);
-    let mut out = String::from("apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: \"\"\nitems:\n");
+    let mut out =
+        String::from("apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: \"\"\nitems:\n");
     for n in 0..namespaces {
         item(
             &mut out,
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns{n}\n  labels:\n    istio-injection: enabled\n    kubernetes.io/metadata.name: ns{n}\nspec:\n  finalizers:\n  - kubernetes\nstatus:\n  phase: Active\n"),
+            &format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns{n}\n  labels:\n    istio-injection: enabled\n    kubernetes.io/metadata.name: ns{n}\nspec:\n  finalizers:\n  - kubernetes\nstatus:\n  phase: Active\n"
+            ),
         );
     }
     let env: String = (0..20)
@@ -58,14 +61,26 @@ fn cluster(services: usize, policies: usize) -> String {
         let mf = managed_fields("kubectl-client-side-apply");
         item(
             &mut out,
-            &format!("apiVersion: v1\nkind: Service\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{{\"name\":\"svc{s}\",\"namespace\":\"ns{ns}\"}},\"spec\":{{\"ports\":[{{\"name\":\"http\",\"port\":80,\"targetPort\":8080}}],\"selector\":{{\"app\":\"svc{s}\"}}}}}}'\n  creationTimestamp: \"2026-01-14T12:00:00Z\"\n  labels:\n    app: svc{s}\n{mf}  name: svc{s}\n  namespace: ns{ns}\n  resourceVersion: \"{s}\"\n  uid: 00000000-0000-0000-0000-{s:012}\nspec:\n  clusterIP: 10.96.{}.{}\n  clusterIPs:\n  - 10.96.{}.{}\n  internalTrafficPolicy: Cluster\n  ipFamilies:\n  - IPv4\n  ipFamilyPolicy: SingleStack\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\n    targetPort: 8080\n  - name: grpc\n    port: 9090\n    protocol: TCP\n    targetPort: grpc\n  selector:\n    app: svc{s}\n  sessionAffinity: None\n  type: ClusterIP\nstatus:\n  loadBalancer: {{}}\n", s / 256, s % 256, s / 256, s % 256),
+            &format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{{\"name\":\"svc{s}\",\"namespace\":\"ns{ns}\"}},\"spec\":{{\"ports\":[{{\"name\":\"http\",\"port\":80,\"targetPort\":8080}}],\"selector\":{{\"app\":\"svc{s}\"}}}}}}'\n  creationTimestamp: \"2026-01-14T12:00:00Z\"\n  labels:\n    app: svc{s}\n{mf}  name: svc{s}\n  namespace: ns{ns}\n  resourceVersion: \"{s}\"\n  uid: 00000000-0000-0000-0000-{s:012}\nspec:\n  clusterIP: 10.96.{}.{}\n  clusterIPs:\n  - 10.96.{}.{}\n  internalTrafficPolicy: Cluster\n  ipFamilies:\n  - IPv4\n  ipFamilyPolicy: SingleStack\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\n    targetPort: 8080\n  - name: grpc\n    port: 9090\n    protocol: TCP\n    targetPort: grpc\n  selector:\n    app: svc{s}\n  sessionAffinity: None\n  type: ClusterIP\nstatus:\n  loadBalancer: {{}}\n",
+                s / 256,
+                s % 256,
+                s / 256,
+                s % 256
+            ),
         );
-        let template = format!("    metadata:\n      creationTimestamp: null\n      labels:\n        app: svc{s}\n        version: v1\n    spec:\n      serviceAccountName: sa{s}\n      containers:\n      - name: app\n        image: registry.example/app:{s}\n        imagePullPolicy: IfNotPresent\n        env:\n{env}        ports:\n        - containerPort: 8080\n          name: http\n          protocol: TCP\n        - containerPort: 9090\n          name: grpc\n          protocol: TCP\n        readinessProbe:\n          httpGet:\n            path: /ready\n            port: 8080\n            scheme: HTTP\n          periodSeconds: 10\n        resources:\n          limits:\n            cpu: 500m\n            memory: 256Mi\n          requests:\n            cpu: 50m\n            memory: 64Mi\n      dnsPolicy: ClusterFirst\n      restartPolicy: Always\n      terminationGracePeriodSeconds: 30\n");
+        let template = format!(
+            "    metadata:\n      creationTimestamp: null\n      labels:\n        app: svc{s}\n        version: v1\n    spec:\n      serviceAccountName: sa{s}\n      containers:\n      - name: app\n        image: registry.example/app:{s}\n        imagePullPolicy: IfNotPresent\n        env:\n{env}        ports:\n        - containerPort: 8080\n          name: http\n          protocol: TCP\n        - containerPort: 9090\n          name: grpc\n          protocol: TCP\n        readinessProbe:\n          httpGet:\n            path: /ready\n            port: 8080\n            scheme: HTTP\n          periodSeconds: 10\n        resources:\n          limits:\n            cpu: 500m\n            memory: 256Mi\n          requests:\n            cpu: 50m\n            memory: 64Mi\n      dnsPolicy: ClusterFirst\n      restartPolicy: Always\n      terminationGracePeriodSeconds: 30\n"
+        );
         item(
             &mut out,
-            &format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  creationTimestamp: \"2026-01-14T12:00:00Z\"\n  generation: 1\n{mf}  name: svc{s}\n  namespace: ns{ns}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: svc{s}\n  template:\n{template}status:\n  availableReplicas: 2\n  readyReplicas: 2\n  replicas: 2\n"),
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  creationTimestamp: \"2026-01-14T12:00:00Z\"\n  generation: 1\n{mf}  name: svc{s}\n  namespace: ns{ns}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: svc{s}\n  template:\n{template}status:\n  availableReplicas: 2\n  readyReplicas: 2\n  replicas: 2\n"
+            ),
         );
-        let pod_spec = template.replace("\n    ", "\n").replacen("    metadata:", "metadata:", 1);
+        let pod_spec = template
+            .replace("\n    ", "\n")
+            .replacen("    metadata:", "metadata:", 1);
         let pod = pod_spec.replacen(
             "metadata:\n  creationTimestamp: null\n",
             &format!("metadata:\n  name: svc{s}-5d8f7c6b9-x{s}\n  namespace: ns{ns}\n  ownerReferences:\n  - apiVersion: apps/v1\n    kind: ReplicaSet\n    name: svc{s}-5d8f7c6b9\n"),
@@ -73,16 +88,26 @@ fn cluster(services: usize, policies: usize) -> String {
         );
         item(
             &mut out,
-            &format!("apiVersion: v1\nkind: Pod\n{pod}status:\n  phase: Running\n  podIP: 10.0.{}.{}\n", s / 256, s % 256),
+            &format!(
+                "apiVersion: v1\nkind: Pod\n{pod}status:\n  phase: Running\n  podIP: 10.0.{}.{}\n",
+                s / 256,
+                s % 256
+            ),
         );
     }
     for p in 0..policies {
         let ns = p % namespaces;
         let s = p * (services / policies.max(1));
         let text = match p % 3 {
-            0 => format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: pa{p}\n  namespace: ns{ns}\nspec:\n  selector:\n    matchLabels:\n      app: svc{s}\n  mtls:\n    mode: STRICT\n  portLevelMtls:\n    9090:\n      mode: PERMISSIVE\n"),
-            1 => format!("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: ap{p}\n  namespace: ns{ns}\nspec:\n  selector:\n    matchLabels:\n      app: svc{s}\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principals: [\"cluster.local/ns/monitoring/sa/mtls-prober\", \"cluster.local/ns/ns{ns}/sa/*\"]\n    to:\n    - operation:\n        methods: [\"GET\"]\n        paths: [\"/ready\", \"/api/*\"]\n"),
-            _ => format!("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: ns{ns}\nspec:\n  mtls:\n    mode: PERMISSIVE\n"),
+            0 => format!(
+                "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: pa{p}\n  namespace: ns{ns}\nspec:\n  selector:\n    matchLabels:\n      app: svc{s}\n  mtls:\n    mode: STRICT\n  portLevelMtls:\n    9090:\n      mode: PERMISSIVE\n"
+            ),
+            1 => format!(
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: ap{p}\n  namespace: ns{ns}\nspec:\n  selector:\n    matchLabels:\n      app: svc{s}\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principals: [\"cluster.local/ns/monitoring/sa/mtls-prober\", \"cluster.local/ns/ns{ns}/sa/*\"]\n    to:\n    - operation:\n        methods: [\"GET\"]\n        paths: [\"/ready\", \"/api/*\"]\n"
+            ),
+            _ => format!(
+                "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: ns{ns}\nspec:\n  mtls:\n    mode: PERMISSIVE\n"
+            ),
         };
         item(&mut out, &text);
     }
@@ -136,10 +161,17 @@ fn main() {
         for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
             let _ = <serde::de::IgnoredAny as serde::Deserialize>::deserialize(doc);
         }
-        println!("parse only (IgnoredAny): {:.0} ms", start.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "parse only (IgnoredAny): {:.0} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
         let start = Instant::now();
         let v: Result<serde_yaml_ng::Value, _> = serde_yaml_ng::from_str(&yaml);
-        println!("parse into one Value: {:.0} ms ({})", start.elapsed().as_secs_f64() * 1e3, v.is_ok());
+        println!(
+            "parse into one Value: {:.0} ms ({})",
+            start.elapsed().as_secs_f64() * 1e3,
+            v.is_ok()
+        );
     }
     measure("yaml", &yaml, "cluster.yaml");
     let value: serde_json::Value = match serde_yaml_ng::from_str(&yaml) {

@@ -296,6 +296,11 @@ fn plan_port(
             ));
         }
     }
+    let alpn = if first.mode == "mtls" {
+        istio_alpn(port, http.is_some(), &why)
+    } else {
+        Vec::new()
+    };
     Some(PlannedTarget {
         name: target_name.to_owned(),
         address: format!("{host}:{}", port.port),
@@ -303,6 +308,7 @@ fn plan_port(
         expect: first.expect,
         spiffe_id,
         trust_domain,
+        alpn,
         verify_strict: first.verify_strict,
         http: http.map(|path| PlannedHttp {
             method: "GET",
@@ -312,6 +318,33 @@ fn plan_port(
         why,
         namespace: ns.to_owned(),
     })
+}
+
+/// Istio's ALPN for a sidecar's inbound mTLS (as Prometheus and docs/deploy.md
+/// "Writing the target matrix" offer them): HTTP, HTTP/2 (gRPC) or plain TCP, from the
+/// HTTP check, then the port's `appProtocol` or name prefix (Istio's "Protocol
+/// Selection"), then a gRPC readiness probe.
+fn istio_alpn(port: &ServicePort, http: bool, why: &[String]) -> Vec<&'static str> {
+    let proto = if port.app_protocol.is_empty() {
+        port.name.split('-').next().unwrap_or_default()
+    } else {
+        port.app_protocol.as_str()
+    }
+    .to_ascii_lowercase();
+    let grpc_probe = why
+        .iter()
+        .any(|w| w.contains("readiness probe of") && w.contains("is gRPC"));
+    if http || matches!(proto.as_str(), "http" | "https") && !grpc_probe {
+        vec!["istio-http/1.1", "http/1.1"]
+    } else if matches!(
+        proto.as_str(),
+        "grpc" | "grpc-web" | "http2" | "h2c" | "kubernetes.io/h2c"
+    ) || grpc_probe
+    {
+        vec!["istio-h2", "h2"]
+    } else {
+        vec!["istio", "istio-peer-exchange"]
+    }
 }
 
 /// The source identity's parts: principal (`td/ns/x/sa/y`), namespace, account.

@@ -116,6 +116,10 @@ pub struct PlannedTarget {
     /// The peer's trust domain, when several identities serve the port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_domain: Option<String>,
+    /// ALPN to offer: Istio's own protocols first, which a PERMISSIVE sidecar needs to
+    /// terminate mTLS itself instead of handing the TLS to the application.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<&'static str>,
     /// Whether a plaintext companion must be refused (STRICT).
     pub verify_strict: bool,
     /// The HTTP request, when the workload has one to offer.

@@ -49,6 +49,10 @@ fn target(out: &mut String, t: &PlannedTarget) {
     if let Some(td) = &t.trust_domain {
         let _ = writeln!(out, "trust_domain = {}", q(td));
     }
+    if !t.alpn.is_empty() {
+        let list = t.alpn.iter().map(|a| q(a)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(out, "alpn = [{list}]");
+    }
     if t.verify_strict {
         let _ = writeln!(out, "verify_strict = true");
     }

@@ -478,7 +478,10 @@ async fn watch_holds_the_expectations_plan_derived() {
     .await;
     let dns = mtls_prober::demo::dns::DnsServer::start().await.unwrap();
     let workload = |ns: &str, name: &str, sa: &str, port: u16| {
-        dns.set(&format!("{name}.{ns}.svc.cluster.local"), &[api.addr().ip()]);
+        dns.set(
+            &format!("{name}.{ns}.svc.cluster.local"),
+            &[api.addr().ip()],
+        );
         format!(
             "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\n\
              spec: {{selector: {{app: {name}}}, ports: [{{port: {port}, targetPort: {port}}}]}}\n---\n\
@@ -502,10 +505,18 @@ async fn watch_holds_the_expectations_plan_derived() {
     let input = pki.path("k8s.yaml");
     std::fs::write(&input, k8s).unwrap();
     let out = plan(&["-f", input.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(pki.path("matrix.toml"), &out.stdout).unwrap();
     let matrix = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(matrix.contains("name = \"prod/admin\"\naddress"), "{matrix}");
+    assert!(
+        matrix.contains("name = \"prod/admin\"\naddress"),
+        "{matrix}"
+    );
     let config = pki.path("probes.toml");
     std::fs::write(
         &config,
@@ -519,13 +530,29 @@ async fn watch_holds_the_expectations_plan_derived() {
     .unwrap();
     let report = pki.path("report.json");
     let out = tokio::process::Command::new(BIN)
-        .args(["watch", "--config", config.to_str().unwrap(), "--duration", "2s"])
-        .args(["--min-success-ratio", "1", "--report", report.to_str().unwrap()])
+        .args([
+            "watch",
+            "--config",
+            config.to_str().unwrap(),
+            "--duration",
+            "2s",
+        ])
+        .args([
+            "--min-success-ratio",
+            "1",
+            "--report",
+            report.to_str().unwrap(),
+        ])
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}\n{matrix}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}\n{matrix}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = std::fs::read_to_string(&report).unwrap();
     for (edge, expect) in [
         ("prod/api", "success"),
@@ -534,7 +561,10 @@ async fn watch_holds_the_expectations_plan_derived() {
         ("shop/web", "success"),
         ("legacy/legacy", "success"),
     ] {
-        assert!(report.contains(&format!("\"{edge}\"")), "{edge} missing from {report}");
+        assert!(
+            report.contains(&format!("\"{edge}\"")),
+            "{edge} missing from {report}"
+        );
         assert!(matrix.contains(edge.trim_end_matches("/plaintext")) && report.contains(expect));
     }
 }

@@ -35,12 +35,14 @@ fn workload() -> impl Strategy<Value = Workload> {
         any::<bool>(),
         proptest::bool::weighted(0.2),
     )
-        .prop_map(|(workload_mode, port_mode, deny_monitoring, opt_out)| Workload {
-            workload_mode,
-            port_mode,
-            deny_monitoring,
-            opt_out,
-        })
+        .prop_map(
+            |(workload_mode, port_mode, deny_monitoring, opt_out)| Workload {
+                workload_mode,
+                port_mode,
+                deny_monitoring,
+                opt_out,
+            },
+        )
 }
 
 fn namespace() -> impl Strategy<Value = Ns> {
@@ -65,7 +67,11 @@ fn yaml(mesh: Option<usize>, nss: &[Ns]) -> String {
         ));
     }
     for (i, ns) in nss.iter().enumerate() {
-        let label = if ns.injected { "{istio-injection: enabled}" } else { "{}" };
+        let label = if ns.injected {
+            "{istio-injection: enabled}"
+        } else {
+            "{}"
+        };
         docs.push(format!(
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: n{i}, labels: {label}}}\n"
         ));
@@ -76,14 +82,24 @@ fn yaml(mesh: Option<usize>, nss: &[Ns]) -> String {
             ));
         }
         for (j, w) in ns.workloads.iter().enumerate() {
-            let opt_out = if w.opt_out { ", sidecar.istio.io/inject: \"false\"" } else { "" };
+            let opt_out = if w.opt_out {
+                ", sidecar.istio.io/inject: \"false\""
+            } else {
+                ""
+            };
             docs.push(format!(
                 "apiVersion: v1\nkind: Service\nmetadata: {{name: w{j}, namespace: n{i}}}\nspec: {{selector: {{app: w{j}}}, ports: [{{port: 80, targetPort: 8080}}]}}\n---\n\
                  apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: w{j}, namespace: n{i}}}\nspec:\n  template:\n    metadata: {{labels: {{app: w{j}{opt_out}}}}}\n    spec:\n      serviceAccountName: w{j}\n      containers: [{{name: c, ports: [{{containerPort: 8080}}], readinessProbe: {{httpGet: {{path: /ready, port: 8080}}}}}}]\n"
             ));
             if w.workload_mode.is_some() || w.port_mode.is_some() {
-                let mtls = w.workload_mode.map(|m| format!("  mtls: {{mode: {}}}\n", MODES[m])).unwrap_or_default();
-                let port = w.port_mode.map(|m| format!("  portLevelMtls: {{8080: {{mode: {}}}}}\n", MODES[m])).unwrap_or_default();
+                let mtls = w
+                    .workload_mode
+                    .map(|m| format!("  mtls: {{mode: {}}}\n", MODES[m]))
+                    .unwrap_or_default();
+                let port = w
+                    .port_mode
+                    .map(|m| format!("  portLevelMtls: {{8080: {{mode: {}}}}}\n", MODES[m]))
+                    .unwrap_or_default();
                 docs.push(format!(
                     "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: w{j}, namespace: n{i}}}\nspec:\n  selector: {{matchLabels: {{app: w{j}}}}}\n{mtls}{port}"
                 ));
@@ -101,7 +117,11 @@ fn yaml(mesh: Option<usize>, nss: &[Ns]) -> String {
 fn run(text: &str, assume: Option<(&str, Assume)>) -> BTreeMap<String, PlannedTarget> {
     let mut loaded = load::Loaded::default();
     load::load_text(text, "gen.yaml", &mut loaded).unwrap();
-    let mut opts = Options::new("spiffe://cluster.local/ns/monitoring/sa/mtls-prober".parse().unwrap());
+    let mut opts = Options::new(
+        "spiffe://cluster.local/ns/monitoring/sa/mtls-prober"
+            .parse()
+            .unwrap(),
+    );
     opts.mesh = Some(plan::Mesh::Istio);
     if let Some((ns, a)) = assume {
         opts.assume.insert(ns.to_owned(), a);
