@@ -166,10 +166,6 @@ fn main() {
             start.elapsed().as_secs_f64() * 1e3
         );
         let start = Instant::now();
-        let mut bytes = yaml.as_bytes();
-        let n = serde_saphyr::read::<_, serde::de::IgnoredAny>(&mut bytes).count();
-        println!("serde-saphyr parse only (IgnoredAny): {:.0} ms ({n} docs)", start.elapsed().as_secs_f64() * 1e3);
-        let start = Instant::now();
         let v: Result<serde_yaml_ng::Value, _> = serde_yaml_ng::from_str(&yaml);
         println!(
             "parse into one Value: {:.0} ms ({})",
