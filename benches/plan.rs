@@ -4,7 +4,8 @@
 //! `kind: List`, then the same as JSON. Prints the input size, the time of load + plan
 //! and the process's peak resident memory (VmHWM) before and after.
 //!
-//! `-- --quick` plans a tenth of it (the CI smoke).
+//! Each input is measured in a fresh process (VmHWM is per process). `-- --quick`
+//! plans a tenth of it (the CI smoke).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -96,8 +97,8 @@ fn cluster(services: usize, policies: usize) -> String {
         );
     }
     for p in 0..policies {
-        let ns = p % namespaces;
         let s = p * (services / policies.max(1));
+        let ns = s % namespaces;
         let text = match p % 3 {
             0 => format!(
                 "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: pa{p}\n  namespace: ns{ns}\nspec:\n  selector:\n    matchLabels:\n      app: svc{s}\n  mtls:\n    mode: STRICT\n  portLevelMtls:\n    9090:\n      mode: PERMISSIVE\n"
@@ -114,11 +115,21 @@ fn cluster(services: usize, policies: usize) -> String {
     out
 }
 
-fn measure(label: &str, text: &str, file: &str) {
+/// Measures one input file in this process (started fresh by `main`, so that VmHWM is
+/// this input's peak alone).
+fn measure(path: &str) {
+    let hwm_start = vm_hwm_kib();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+    };
     let hwm_before = vm_hwm_kib();
     let start = Instant::now();
     let mut loaded = load::Loaded::default();
-    if let Err(e) = load::load_text(text, file, &mut loaded) {
+    if let Err(e) = load::load_text(&text, path, &mut loaded) {
         eprintln!("load failed: {e}");
         std::process::exit(1);
     }
@@ -137,8 +148,13 @@ fn measure(label: &str, text: &str, file: &str) {
     };
     let rendered = plan::render::toml(&planned);
     let total = start.elapsed();
+    let kind = if path.ends_with(".json") {
+        "json"
+    } else {
+        "yaml"
+    };
     println!(
-        "{label:<5} input {:>6.1} MB  load {:>6.0} ms  plan+render {:>5.0} ms  total {:>6.0} ms  targets {}  findings {}  toml {:.1} MB  VmHWM {} → {} MiB",
+        "{kind:<5} input {:>6.1} MB  load {:>6.0} ms  plan+render {:>5.0} ms  total {:>6.0} ms  targets {}  findings {}  toml {:.1} MB  VmHWM {} (start) / {} (input read) / {} MiB (peak)",
         text.len() as f64 / 1e6,
         loaded_at.as_secs_f64() * 1e3,
         (total - loaded_at).as_secs_f64() * 1e3,
@@ -146,43 +162,60 @@ fn measure(label: &str, text: &str, file: &str) {
         planned.targets.len(),
         planned.findings.len(),
         rendered.len() as f64 / 1e6,
+        hwm_start.map_or(0, |k| k / 1024),
         hwm_before.map_or(0, |k| k / 1024),
         vm_hwm_kib().map_or(0, |k| k / 1024),
     );
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--measure") {
+        if let Some(path) = args.get(i + 1) {
+            measure(path);
+        }
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let (services, policies) = if quick { (500, 50) } else { (5000, 500) };
     let yaml = cluster(services, policies);
     println!("{services} Services (+ Deployments, Pods), {policies} policies:");
-    if std::env::args().any(|a| a == "--parse-only") {
-        let start = Instant::now();
-        for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
-            let _ = <serde::de::IgnoredAny as serde::Deserialize>::deserialize(doc);
-        }
-        println!(
-            "parse only (IgnoredAny): {:.0} ms",
-            start.elapsed().as_secs_f64() * 1e3
-        );
-        let start = Instant::now();
-        let v: Result<serde_yaml_ng::Value, _> = serde_yaml_ng::from_str(&yaml);
-        println!(
-            "parse into one Value: {:.0} ms ({})",
-            start.elapsed().as_secs_f64() * 1e3,
-            v.is_ok()
-        );
-    }
-    measure("yaml", &yaml, "cluster.yaml");
-    let value: serde_json::Value = match serde_yaml_ng::from_str(&yaml) {
-        Ok(v) => v,
+    let json = match serde_yaml_ng::from_str::<serde_json::Value>(&yaml) {
+        Ok(v) => v.to_string(),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
     };
-    drop(yaml);
-    let json = value.to_string();
-    drop(value);
-    measure("json", &json, "cluster.json");
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let me = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    for (name, text) in [("cluster.yaml", &yaml), ("cluster.json", &json)] {
+        let path = dir.path().join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        // A fresh process per input: its peak memory is that input's alone.
+        let ok = std::process::Command::new(&me)
+            .arg("--measure")
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("measuring {name} failed");
+            std::process::exit(1);
+        }
+    }
 }

@@ -201,6 +201,9 @@ pub fn load_text(text: &str, file: &str, out: &mut Loaded) -> Result<(), LoadErr
             .map_err(|e| doc_error(0, None, format!("not valid JSON: {e}")))?;
         return doc.into_loaded(file, 0, out);
     }
+    if let Some(items) = kubectl_list_items(text) {
+        return load_list_items(text, &items, file, out);
+    }
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let doc = Doc::deserialize(document).map_err(|e| {
             // A problem inside a List item carries its index in front (see ItemsSeed).
@@ -222,6 +225,101 @@ pub fn load_text(text: &str, file: &str, out: &mut Loaded) -> Result<(), LoadErr
             }
         })?;
         doc.into_loaded(file, i, out)?;
+    }
+    Ok(())
+}
+
+/// The items of a single-document `kind: List` in the block style `kubectl get -o yaml`
+/// prints (`items:` at column 0, each item a `- ` at column 0, its other lines indented
+/// by two), as the byte ranges of the items' lines. `None` for anything else, which
+/// then takes the general path.
+///
+/// Why: the YAML parser buffers every event of a document before deserializing it, so a
+/// 50 MB List would cost ten times its size at once; parsed item by item it costs one
+/// item. A line at column 0 inside the items can only start the next item or end the
+/// list (block scalars of an item are indented further), so the split is exact for
+/// this style; anything unexpected falls back to the general path.
+fn kubectl_list_items(text: &str) -> Option<Vec<(usize, usize)>> {
+    let body = text.strip_prefix("---\n").unwrap_or(text);
+    let offset = text.len() - body.len();
+    let mut items = Vec::new();
+    let mut in_items = false;
+    let mut pos = offset;
+    let mut current: Option<usize> = None;
+    for line in body.split_inclusive('\n') {
+        let start = pos;
+        pos += line.len();
+        let content = line.trim_end_matches(['\n', '\r']);
+        if content == "---" || content == "..." {
+            return None; // several documents: the general path
+        }
+        if !in_items {
+            if content == "items:" {
+                in_items = true;
+            }
+            continue;
+        }
+        if content.is_empty() || content.starts_with(' ') || content.starts_with('#') {
+            if current.is_none() && content.starts_with(' ') {
+                return None;
+            }
+            continue;
+        }
+        if let Some(first) = current.take() {
+            items.push((first, start));
+        }
+        if content.starts_with("- ") {
+            current = Some(start);
+        } else if content.starts_with('-') {
+            return None;
+        } else {
+            in_items = false; // `kind: List`, `metadata:` after the items
+        }
+    }
+    if let Some(first) = current {
+        items.push((first, pos));
+    }
+    (in_items || !items.is_empty()).then_some(items)
+}
+
+/// Parses the items found by [`kubectl_list_items`], one at a time.
+fn load_list_items(
+    text: &str,
+    items: &[(usize, usize)],
+    file: &str,
+    out: &mut Loaded,
+) -> Result<(), LoadError> {
+    let mut item = String::new();
+    for (i, &(start, end)) in items.iter().enumerate() {
+        let error = |problem: String| LoadError {
+            file: file.to_owned(),
+            doc: Some(0),
+            item: Some(i),
+            problem,
+        };
+        // Un-indent: "- key: v" → "key: v", "  key: v" → "key: v".
+        item.clear();
+        for line in text[start..end].split_inclusive('\n') {
+            if line.starts_with("- ") || line.starts_with("  ") {
+                item.push_str(&line[2..]);
+            } else {
+                item.push('\n'); // a blank line or a comment at column 0
+            }
+        }
+        let value: Value = serde_yaml_ng::from_str(&item).map_err(|e| {
+            error(format!(
+                "not valid YAML (lines counted within the item): {e}"
+            ))
+        })?;
+        let c = classify(value).map_err(error)?;
+        c.store(
+            Source {
+                file: file.to_owned(),
+                doc: 0,
+                item: Some(i),
+            },
+            out,
+        );
     }
     Ok(())
 }
@@ -440,5 +538,58 @@ fn type_name(v: &Value) -> &'static str {
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
         Value::Tagged(_) => "a tagged value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(l: &Loaded) -> (usize, usize, usize, usize, Vec<String>) {
+        (
+            l.namespaces.len(),
+            l.services.len(),
+            l.workloads.len(),
+            l.ignored.values().sum(),
+            l.services
+                .iter()
+                .map(|(s, o)| format!("{s} {}", o.metadata.name))
+                .collect(),
+        )
+    }
+
+    /// The item-by-item path reads exactly what the general path reads.
+    #[test]
+    fn kubectl_lists_are_read_item_by_item_with_the_same_result() {
+        let list = "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n# a comment\n\n- apiVersion: v1\n  kind: Service\n  metadata:\n    annotations:\n      note: |\n        - not an item\n        items:\n    name: s\n    namespace: a\n  spec:\n    ports:\n    - port: 80\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\nkind: List\nmetadata:\n  resourceVersion: \"\"\n";
+        assert_eq!(kubectl_list_items(list).map(|v| v.len()), Some(3));
+        let mut fast = Loaded::default();
+        load_text(list, "f", &mut fast).unwrap();
+        // The general path: the same text as a flow-free document the splitter refuses.
+        let mut general = Loaded::default();
+        load_text(&format!("---\n{list}---\n"), "f", &mut general).unwrap();
+        assert_eq!(kubectl_list_items(&format!("---\n{list}---\n")), None);
+        assert_eq!(
+            counts(&fast),
+            (1, 1, 0, 1, vec!["f: document 0, items[1] s".to_owned()])
+        );
+        assert_eq!(counts(&fast), counts(&general));
+        assert_eq!(
+            fast.services[0].1.metadata.annotations["note"],
+            "- not an item\nitems:\n"
+        );
+    }
+
+    #[test]
+    fn other_shapes_take_the_general_path() {
+        for text in [
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+            "apiVersion: v1\nkind: List\nitems: []\n",
+            "a: 1\n---\nitems:\n- x\n",
+            "items:\n-x\n",
+        ] {
+            assert_eq!(kubectl_list_items(text), None, "{text}");
+        }
+        assert_eq!(kubectl_list_items("kind: List\nitems:\n"), Some(vec![]));
     }
 }

@@ -521,7 +521,7 @@ async fn watch_holds_the_expectations_plan_derived() {
     std::fs::write(
         &config,
         format!(
-            "[agent]\nsource = \"node-a\"\ninterval = \"300ms\"\ntimeout = \"250ms\"\n\
+            "[agent]\nsource = \"node-a\"\ninterval = \"1s\"\ntimeout = \"1s\"\n\
              dns_servers = [\"{}\"]\ninclude = [\"matrix.toml\"]\n\
              [identity]\ncert = \"cert-chain.pem\"\nkey = \"key.pem\"\nca = \"root-cert.pem\"\n",
             dns.addr()
