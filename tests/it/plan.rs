@@ -535,7 +535,7 @@ async fn watch_holds_the_expectations_plan_derived() {
             "--config",
             config.to_str().unwrap(),
             "--duration",
-            "2s",
+            "3s",
         ])
         .args([
             "--min-success-ratio",
