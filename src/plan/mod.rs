@@ -221,7 +221,7 @@ pub fn plan(loaded: &Loaded, opts: &Options) -> Result<Plan, String> {
     findings::policy_findings(&idx, mesh, opts, &mut plan);
     if !opts.namespaces.is_empty() {
         plan.targets
-            .retain(|t| opts.namespaces.iter().any(|n| *n == t.namespace));
+            .retain(|t| opts.namespaces.contains(&t.namespace));
         plan.findings.retain(|f| {
             opts.namespaces.iter().any(|n| {
                 f.object

@@ -398,7 +398,8 @@ mod tests {
     #[test]
     fn authorization_table() {
         let get = Some(("GET", "/productpage"));
-        let rows: &[(&[&str], Option<(&'static str, &'static str)>, &str)] = &[
+        type Row<'a> = (&'a [&'a str], Option<(&'static str, &'static str)>, &'a str);
+        let rows: &[Row<'_>] = &[
             // No policy: allowed.
             (&[], get, "allow"),
             // allow-nothing (`spec: {}`): an ALLOW that matches nothing denies.

@@ -88,13 +88,8 @@ mod tests {
     /// injection): (namespace labels, pod labels, pod annotations, hostNetwork, injected).
     #[test]
     fn injection_table() {
-        let rows: &[(
-            &[(&str, &str)],
-            &[(&str, &str)],
-            &[(&str, &str)],
-            bool,
-            bool,
-        )] = &[
+        type Labels = &'static [(&'static str, &'static str)];
+        let rows: &[(Labels, Labels, Labels, bool, bool)] = &[
             (&[("istio-injection", "enabled")], &[], &[], false, true),
             (&[("istio-injection", "disabled")], &[], &[], false, false),
             (&[], &[], &[], false, false),

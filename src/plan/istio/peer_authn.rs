@@ -237,7 +237,8 @@ mod tests {
         use Level::*;
         use MtlsMode::*;
         let none: &[(&str, Assume)] = &[];
-        let rows: Vec<(String, &[(&str, Assume)], i64, (MtlsMode, Level))> = vec![
+        type Row<'a> = (String, &'a [(&'a str, Assume)], i64, (MtlsMode, Level));
+        let rows: Vec<Row<'_>> = vec![
             (String::new(), none, 80, (Permissive, Default)),
             (
                 pa("istio-system", "default", false, "STRICT", ""),
