@@ -463,7 +463,14 @@ enum Classified {
 }
 
 impl Classified {
-    fn store(self, s: Source, out: &mut Loaded) {
+    fn store(mut self, s: Source, out: &mut Loaded) {
+        // A namespaced object without a namespace (common in GitOps trees) lands in
+        // `default`, as `kubectl apply` without `-n` puts it.
+        if let Some(meta) = self.meta_mut() {
+            if meta.namespace.is_empty() {
+                meta.namespace = "default".to_owned();
+            }
+        }
         match self {
             Self::Namespace(o) => out.namespaces.push((s, o)),
             Self::Service(o) => out.services.push((s, o)),
@@ -480,6 +487,27 @@ impl Classified {
             Self::ServerAuthz(o) => out.server_authz.push((s, o)),
             Self::Ignored(k) => *out.ignored.entry(k).or_default() += 1,
         }
+    }
+}
+
+impl Classified {
+    /// The metadata of a namespaced object.
+    fn meta_mut(&mut self) -> Option<&mut Meta> {
+        Some(match self {
+            Self::Namespace(_) | Self::Ignored(_) => return None,
+            Self::Service(o) => &mut o.metadata,
+            Self::Workload(_, o) => &mut o.metadata,
+            Self::Pod(o) => &mut o.metadata,
+            Self::PeerAuthentication(o) => &mut o.metadata,
+            Self::IstioAuthz(o) => &mut o.metadata,
+            Self::DestinationRule(o) => &mut o.metadata,
+            Self::Server(o) => &mut o.metadata,
+            Self::LinkerdAuthz(o) => &mut o.metadata,
+            Self::MeshTls(o) => &mut o.metadata,
+            Self::NetworkAuthn(o) => &mut o.metadata,
+            Self::HttpRoute(o) => &mut o.metadata,
+            Self::ServerAuthz(o) => &mut o.metadata,
+        })
     }
 }
 
@@ -578,6 +606,15 @@ mod tests {
             fast.services[0].1.metadata.annotations["note"],
             "- not an item\nitems:\n"
         );
+    }
+
+    #[test]
+    fn objects_without_a_namespace_are_in_default() {
+        let mut l = Loaded::default();
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n";
+        load_text(text, "f", &mut l).unwrap();
+        assert_eq!(l.services[0].1.metadata.namespace, "default");
+        assert_eq!(l.namespaces[0].1.metadata.namespace, "");
     }
 
     #[test]
