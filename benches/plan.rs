@@ -20,6 +20,19 @@ fn vm_hwm_kib() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user + system) of this process so far, in seconds: what the work costs,
+/// whatever else the machine is doing.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((utime + stime) / 100.0)
+}
+
 fn item(out: &mut String, text: &str) {
     // Indent one object as an item of `items:`.
     let mut first = true;
@@ -127,6 +140,7 @@ fn measure(path: &str) {
         }
     };
     let hwm_before = vm_hwm_kib();
+    let cpu_before = cpu_seconds();
     let start = Instant::now();
     let mut loaded = load::Loaded::default();
     if let Err(e) = load::load_text(&text, path, &mut loaded) {
@@ -154,7 +168,7 @@ fn measure(path: &str) {
         "yaml"
     };
     println!(
-        "{kind:<5} input {:>6.1} MB  load {:>6.0} ms  plan+render {:>5.0} ms  total {:>6.0} ms  targets {}  findings {}  toml {:.1} MB  VmHWM {} (start) / {} (input read) / {} MiB (peak)",
+        "{kind:<5} input {:>6.1} MB  load {:>6.0} ms  plan+render {:>5.0} ms  total {:>6.0} ms (CPU {cpu})  targets {}  findings {}  toml {:.1} MB  VmHWM {} (start) / {} (input read) / {} MiB (peak)",
         text.len() as f64 / 1e6,
         loaded_at.as_secs_f64() * 1e3,
         (total - loaded_at).as_secs_f64() * 1e3,
