@@ -162,6 +162,10 @@ fn measure(path: &str) {
     };
     let rendered = plan::render::toml(&planned);
     let total = start.elapsed();
+    let cpu = match (cpu_before, cpu_seconds()) {
+        (Some(a), Some(b)) => format!("{:.2} s", b - a),
+        _ => "?".to_owned(),
+    };
     let kind = if path.ends_with(".json") {
         "json"
     } else {
