@@ -42,6 +42,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Start a self-contained local mesh with healthy and broken services and probe it.
     Demo(DemoArgs),
+    /// Derive the matrix and each edge's expected verdict from the mesh's Kubernetes objects.
+    Plan(PlanArgs),
 }
 
 /// `run`.
@@ -163,4 +165,78 @@ pub struct DemoArgs {
     /// watch's verdict (0 pass, 1 fail), like `watch`.
     #[arg(long)]
     pub watch: bool,
+}
+
+/// `--mesh` of `plan`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, ValueEnum)]
+pub enum MeshArg {
+    /// Istio (sidecar mode).
+    Istio,
+    /// Linkerd.
+    Linkerd,
+}
+
+/// `--output` of `plan`.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, ValueEnum)]
+pub enum PlanOutput {
+    /// `[[target]]` tables for `[agent] include`.
+    #[default]
+    Toml,
+    /// `{"targets": [...], "findings": [...]}`.
+    Json,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Kubernetes objects: a YAML or JSON file, a directory (read recursively), or `-`
+    /// for stdin (repeatable).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
+    pub files: Vec<String>,
+    /// The mesh (default: whichever mesh's objects and labels the input holds).
+    #[arg(long, value_enum)]
+    pub mesh: Option<MeshArg>,
+    /// The prober's own SPIFFE ID (default: [identity] of --config, else
+    /// spiffe://cluster.local/ns/monitoring/sa/mtls-prober).
+    #[arg(long, value_name = "ID")]
+    pub source_identity: Option<String>,
+    /// The trust domain of the expected peer identities.
+    #[arg(long, value_name = "TD", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Only targets in this namespace (repeatable).
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Plan as if this namespace were switched: NS=strict or NS=permissive (repeatable).
+    #[arg(long, value_name = "NS=strict|permissive")]
+    pub assume: Vec<String>,
+    /// Print, per edge, the expectation and the objects that decided it, and the findings.
+    #[arg(long)]
+    pub explain: bool,
+    /// Linkerd: the matrix for a prober outside the mesh (plaintext, no identity).
+    #[arg(long)]
+    pub unmeshed: bool,
+    /// Output format of the matrix.
+    #[arg(long, value_enum, default_value_t = PlanOutput::Toml)]
+    pub output: PlanOutput,
+    /// Exit 1 when there are findings.
+    #[arg(long)]
+    pub fail_on_findings: bool,
+    /// Linkerd: the cluster-wide default inbound policy.
+    #[arg(
+        long,
+        default_value = "all-unauthenticated",
+        value_parser = ["all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"]
+    )]
+    pub linkerd_default_policy: String,
+    /// Istio's root namespace (where mesh-wide policies live).
+    #[arg(long, default_value = "istio-system")]
+    pub istio_root_namespace: String,
+    /// A probes.toml whose [identity] certificate gives the default source identity.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }

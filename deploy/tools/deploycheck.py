@@ -233,6 +233,16 @@ def check_workload(w, by_kind, tomllib):
         if base not in IDENTITY_FILES[source]:
             out.append(f"[identity].{key} = {path}: a {source} volume provides {sorted(IDENTITY_FILES[source])}")
 
+    # [agent] include: each pattern's directory is a mounted ConfigMap (the matrix from
+    # `mtls-prober plan`), rendered here or optional (created by `kubectl create`).
+    for pattern in config.get("agent", {}).get("include", []):
+        directory = pattern.rsplit("/", 1)[0] if "/" in pattern else ""
+        source = volumes.get(mounts.get(directory), {}).get("configMap")
+        if source is None:
+            out.append(f"[agent].include {pattern}: {directory} is not a mounted ConfigMap")
+        elif source.get("name") not in cms and not source.get("optional"):
+            out.append(f"[agent].include {pattern}: ConfigMap {source.get('name')} is neither rendered nor optional")
+
     # Istio: the agent writes where the prober reads, and intercepts nothing.
     if meta.get("labels", {}).get("sidecar.istio.io/inject") == "true":
         proxy = yaml_load(annotations.get("proxy.istio.io/config", "")) or {}

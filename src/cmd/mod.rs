@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod plan;
 pub mod probe;
 pub mod run;
 pub mod watch;
@@ -37,6 +38,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args, env).await,
         Command::Watch(args) => watch::run(args, &env).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Plan(args) => plan::run(&args, &env),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@
 //! - `terminal`: the watch view in tmux at 80×24;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `include`: `[agent] include` files loaded and reloaded by the agent;
+//! - `plan`: `mtls-prober plan` on the fixtures of tests/fixtures/plan, bad input;
 //! - `secrets`: no form of the private key in any output, on every key error path.
 #![allow(
     clippy::unwrap_used,
@@ -46,6 +47,7 @@ mod include;
 mod load;
 mod messages;
 mod net;
+mod plan;
 mod request;
 mod secrets;
 mod terminal;

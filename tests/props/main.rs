@@ -21,7 +21,8 @@
 //! - `http_classify`: `classify_response` and `response_refusal`;
 //! - `serve`: `healthz_response`;
 //! - `tls_classify`: `handshake_failure` over io/rustls errors and alerts;
-//! - `cert_parse`: `CertSummary::parse` on arbitrary and mutated DER.
+//! - `cert_parse`: `CertSummary::parse` on arbitrary and mutated DER;
+//! - `plan_assume`: `plan --assume` flips exactly the edges its namespace decides.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -36,6 +37,7 @@ mod http_classify;
 mod identity;
 mod inputs;
 mod oracles;
+mod plan_assume;
 mod serve;
 mod support;
 mod tls_classify;
