@@ -19,7 +19,7 @@ use crate::classify::http::{BODY_PREFIX_LEN, ResponseView, classify_response, re
 use crate::classify::net::human_ms;
 use crate::classify::tls::{
     HandshakeContext, escape_bytes, find_io_error, find_rustls_error, is_tls_alert_record,
-    rustls_failure,
+    rustls_failure, silent_refusal,
 };
 use crate::classify::{Failure, Reason};
 use crate::config::{HttpCheck, Target};
@@ -85,7 +85,13 @@ where
                 },
             ));
         }
-        Ok(Err(e)) => return Err(error_failure(e, app, &hs, tls)),
+        Ok(Err(e)) => {
+            let seen = Seen {
+                silent: run.silent_since_handshake(),
+                head: progress.head.load(Ordering::Relaxed),
+            };
+            return Err(error_failure(e, app, &hs, tls, seen));
+        }
         Ok(Ok(r)) => r,
     };
     run.report.http = Some(HttpInfo {
@@ -290,11 +296,22 @@ fn build_request(
     builder.body(Empty::new()).map_err(|e| bad(e.to_string()))
 }
 
+/// How far the peer got before an exchange failed.
+#[derive(Clone, Copy)]
+struct Seen {
+    /// The server asked for a client certificate and nothing at all has arrived since
+    /// the handshake (see [`super::Run::silent_since_handshake`]).
+    silent: bool,
+    /// The response head arrived.
+    head: bool,
+}
+
 fn error_failure(
     err: ExchangeError,
     app: &CaptureSlot,
     hs: &HandshakeContext<'_>,
     tls: bool,
+    seen: Seen,
 ) -> Failure {
     let err = match err {
         ExchangeError::BodyTooLarge(max) => {
@@ -333,7 +350,11 @@ fn error_failure(
     }
     let text = error_chain(&err);
     if let Some(h2e) = find_h2_error(&err) {
-        if h2e.is_go_away() || h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        // A reset of our one stream before any response head is a refusal without a
+        // response too (nginx's `return 444` over h2 resets the stream).
+        let reset_unanswered = h2e.is_reset() && !seen.head;
+        if h2e.is_go_away() || h2e.reason() == Some(h2::Reason::REFUSED_STREAM) || reset_unanswered
+        {
             return Failure::refusal(
                 Reason::ConnectionClosed,
                 format!(
@@ -359,6 +380,10 @@ fn error_failure(
                     | std::io::ErrorKind::BrokenPipe
             )
         );
+    if closed && seen.silent {
+        let reset = io_kind.is_some_and(|k| k != std::io::ErrorKind::UnexpectedEof);
+        return silent_refusal(hs, reset);
+    }
     if closed && c.bytes_read == 0 {
         return Failure::refusal(
             Reason::ConnectionClosed,

@@ -16,6 +16,8 @@
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `secrets`: no form of the private key in any output, on every key error path.
+//! - `silent`: silent client-certificate refusals (Java's HttpsServer) and their
+//!   look-alikes that stay `connection_closed` (nginx `return 444`, a TCP deny).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -36,6 +38,7 @@ mod load;
 mod net;
 mod request;
 mod secrets;
+mod silent;
 mod third_party;
 mod tls;
 mod watch;

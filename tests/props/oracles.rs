@@ -516,7 +516,9 @@ pub fn echo_model(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// `handshake_failure`: never panics; a tls- or certificate-stage reason; plaintext
 /// first bytes always mean `not_tls`; an alert is always the peer's refusal and named;
-/// closes and resets without rustls error are `peer_closed`; bounded detail.
+/// closes and resets without rustls error are `peer_closed`, except right after a
+/// certificate request inside the handshake (a silent client-certificate refusal,
+/// SPEC §4); bounded detail.
 pub fn check_handshake(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure {
     let f = handshake_failure(err, ctx);
     assert!(
@@ -562,7 +564,17 @@ pub fn check_handshake(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure {
                     | io::ErrorKind::ConnectionAborted
                     | io::ErrorKind::BrokenPipe
             );
-            if closed {
+            if closed && ctx.cert_requested && !ctx.after_handshake {
+                // SPEC §4's silent refusal (TLS 1.2: closed right after our flight).
+                let want = if ctx.cert_sent {
+                    Reason::ClientCertRejected
+                } else {
+                    Reason::ClientCertRequired
+                };
+                assert_eq!(f.reason, want);
+                assert!(f.refused_by_peer);
+                assert!(f.detail.contains("silent"), "{}", f.detail);
+            } else if closed {
                 assert_eq!(f.reason, Reason::PeerClosed);
                 assert!(f.refused_by_peer);
             } else {

@@ -148,3 +148,56 @@ impl Drop for NginxServer {
         let _ = self.child.wait();
     }
 }
+
+/// A process that prints `LISTENING <port>` once bound on 127.0.0.1 (the Java and
+/// Python peers under `tests/peers/`); killed on drop.
+pub struct ListeningPeer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ListeningPeer {
+    /// Starts `program args…` and waits (up to 60 s: the JVM compiles the source first)
+    /// for its `LISTENING <port>` line.
+    pub fn start(program: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("LISTENING ") {
+                    let _ = tx.send(p.trim().to_owned());
+                }
+            }
+        });
+        let port: u16 = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(p) => p.parse().expect("a port number"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{program} {args:?} did not print LISTENING within 60 s");
+            }
+        };
+        Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for ListeningPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of a peer program under `tests/peers/`.
+pub fn peer_source(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
