@@ -158,7 +158,7 @@ fn recording(c: &mut Criterion) {
     g.bench_function("windows_record_and_ratios", |b| {
         b.iter(|| {
             t += 10_000;
-            w.record(t, t % 7 != 0);
+            w.record(t, !t.is_multiple_of(7));
             w.ratios(t).fold(0.0, |a, r| a + r.unwrap_or(0.0))
         })
     });
