@@ -334,6 +334,7 @@ mod tests {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             http: None,
+            grpc: None,
             origin,
         })
     }

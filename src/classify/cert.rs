@@ -62,13 +62,19 @@ pub fn chain_failure(
                 .and_then(|c| CertSummary::parse(c).ok())
                 .or(leaf.clone());
             let issuer = last.map(|c| c.issuer).unwrap_or_default();
+            // Per trust domain for Workload API bundles: name the one that was used.
+            let td = leaf
+                .as_ref()
+                .and_then(|l| l.spiffe_id.as_deref())
+                .and_then(|id| id.strip_prefix("spiffe://"))
+                .map(|rest| rest.split('/').next().unwrap_or(rest));
+            let (scope, subjects) = bundle.scope_for(td);
             Failure::new(
                 Reason::CertUntrusted,
                 format!(
                     "the chain does not reach the trust bundle: issuer \"{issuer}\" is not in \
-                     {} (roots: {})",
-                    bundle.file.display(),
-                    quote_list(&bundle.subjects())
+                     {scope} (roots: {})",
+                    quote_list(&subjects)
                 ),
             )
         }

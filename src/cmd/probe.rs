@@ -77,7 +77,7 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let prober = Prober::new(resolver, clock.clone());
-    let creds = Credentials::load(config.identity.as_ref(), prober.provider(), clock.now());
+    let creds = Credentials::fetch(config.identity.as_ref(), prober.provider(), clock.now()).await;
     let reports = probe_all(&prober, &creds, targets, &config).await;
     let mut all_ok = true;
     for report in &reports {

@@ -76,6 +76,15 @@ pub struct RawIdentity {
     pub trust_domain: Option<String>,
     /// `trust_domain_aliases`: trust domains treated as equal to `trust_domain`.
     pub trust_domain_aliases: Option<Vec<String>>,
+    /// `source`: `files` (default: `cert`, `key`, `ca`) or `workload-api` (the SPIFFE
+    /// Workload API, SPEC §13).
+    pub source: Option<String>,
+    /// `socket`: the Workload API endpoint, `unix:///path` or `tcp://IP:PORT`; default
+    /// `$SPIFFE_ENDPOINT_SOCKET`. Only with `source = "workload-api"`.
+    pub socket: Option<String>,
+    /// `svid_hint`: which X.509 SVID to use when the Workload API returns several;
+    /// default the first. Only with `source = "workload-api"`.
+    pub svid_hint: Option<String>,
 }
 
 /// `[serve]`.
@@ -126,6 +135,8 @@ pub struct RawTarget {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `[target.grpc]`: a `grpc.health.v1.Health/Check` call instead of `http`.
+    pub grpc: Option<RawGrpc>,
 }
 
 impl RawTarget {
@@ -143,6 +154,7 @@ impl RawTarget {
             interval: self.interval.take(),
             timeout: self.timeout.take(),
             http: self.http.take(),
+            grpc: self.grpc.take(),
         }
     }
 }
@@ -174,6 +186,8 @@ pub struct RawProbe {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `[target.grpc]`: a `grpc.health.v1.Health/Check` call instead of `http`.
+    pub grpc: Option<RawGrpc>,
 }
 
 /// `[target.http]` (also `[discover.http]`).
@@ -191,6 +205,17 @@ pub struct RawHttp {
     pub headers: Option<BTreeMap<String, String>>,
     /// `max_body_bytes`: the most of the body that is read; default 65536.
     pub max_body_bytes: Option<String>,
+}
+
+/// `[target.grpc]` (also `[discover.grpc]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([target.grpc])")]
+pub struct RawGrpc {
+    /// `service`: the service name sent in the `HealthCheckRequest`; default `""`
+    /// (the server as a whole).
+    pub service: Option<String>,
+    /// `authority`: the `:authority` of the call; default `server_name:port`.
+    pub authority: Option<String>,
 }
 
 /// One `[[discover]]`.
@@ -229,6 +254,8 @@ pub struct RawDiscover {
     pub timeout: Option<String>,
     /// `[target.http]`: the HTTP request; absent = a TLS-only (or TCP-only) probe.
     pub http: Option<RawHttp>,
+    /// `[target.grpc]`: a `grpc.health.v1.Health/Check` call instead of `http`.
+    pub grpc: Option<RawGrpc>,
 }
 
 impl RawDiscover {
@@ -246,6 +273,7 @@ impl RawDiscover {
             interval: self.interval.take(),
             timeout: self.timeout.take(),
             http: self.http.take(),
+            grpc: self.grpc.take(),
         }
     }
 }

@@ -618,6 +618,7 @@ mod tests {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
             http: None,
+            grpc: None,
             origin: Origin::Configured,
         })
     }

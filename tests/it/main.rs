@@ -16,6 +16,8 @@
 //! - `watch`: the migration gate: verdicts, exit codes, reports;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `secrets`: no form of the private key in any output, on every key error path.
+//! - `workload_api`: `[identity] source = "workload-api"` against a Workload API
+//!   server speaking the real proto (rotations, federation, outages, malformed updates).
 //! - `silent`: silent client-certificate refusals (Java's HttpsServer) and their
 //!   look-alikes that stay `connection_closed` (nginx `return 444`, a TCP deny).
 #![allow(
@@ -42,3 +44,4 @@ mod silent;
 mod third_party;
 mod tls;
 mod watch;
+mod workload_api;

@@ -16,11 +16,13 @@ use crate::identity::spiffe::{SpiffeError, SpiffeId, TrustDomain};
 
 use super::error::EnvKeys;
 use super::raw::{
-    self, RawAgent, RawConfig, RawDiscover, RawHttp, RawIdentity, RawProbe, RawServe, RawTarget,
+    self, RawAgent, RawConfig, RawDiscover, RawGrpc, RawHttp, RawIdentity, RawProbe, RawServe,
+    RawTarget,
 };
 use super::{
-    AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, HostPort, HttpCheck,
-    IdentityConfig, Mode, Origin, PeerExpectation, ServeConfig, StatusSet, Target, TlsVersion,
+    AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, GrpcCheck, HostPort,
+    HttpCheck, IdentityConfig, Mode, Origin, PeerExpectation, ServeConfig, StatusSet, Target,
+    TlsVersion, WorkloadApiConfig,
 };
 
 mod probe;
@@ -302,9 +304,9 @@ impl Cx<'_> {
 
 /// The `<name>/plaintext` edge `verify_strict = true` adds to `target`.
 ///
-/// It always carries an HTTP request (the target's, else `GET /`): a plaintext TCP
-/// connection that is accepted and then silent proves nothing, while an HTTP answer in
-/// plaintext proves the workload still takes traffic outside mTLS.
+/// It always carries a request (the target's gRPC health check or HTTP request, else
+/// `GET /`): a plaintext TCP connection that is accepted and then silent proves nothing,
+/// while an answer in plaintext proves the workload still takes traffic outside mTLS.
 fn strict_companion(target: &Target) -> Target {
     Target {
         name: format!("{}/plaintext", target.name),
@@ -318,7 +320,12 @@ fn strict_companion(target: &Target) -> Target {
         verify_strict: false,
         interval: target.interval,
         timeout: target.timeout,
-        http: Some(target.http.clone().unwrap_or_else(default_http_check)),
+        // A gRPC target's companion makes the same call in h2c (SPEC §13).
+        http: match &target.grpc {
+            Some(_) => None,
+            None => Some(target.http.clone().unwrap_or_else(default_http_check)),
+        },
+        grpc: target.grpc.clone(),
         origin: Origin::StrictCompanion {
             of: target.name.clone(),
         },
