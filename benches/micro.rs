@@ -76,6 +76,7 @@ fn report(target: &str, ok: bool, serial: &str) -> ProbeReport {
             status: 200,
             server: Some("istio-envoy".into()),
         }),
+        grpc: None,
         at: "2026-11-23T10:00:00Z".into(),
     }
 }

@@ -386,6 +386,7 @@ mod tests {
                 not_after_time: SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
             }),
             http: None,
+            grpc: None,
             at: String::new(),
         }
     }

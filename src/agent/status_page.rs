@@ -398,6 +398,7 @@ mod tests {
                 )
             }),
             http: None,
+            grpc: None,
             at: rfc3339(now() - Duration::from_secs(4)).to_string(),
         }
     }

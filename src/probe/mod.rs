@@ -6,6 +6,7 @@
 //! [`Prober::run`] is the per-probe hot path and returns a [`ProbeReport`] — data only.
 
 mod expect;
+mod grpc;
 mod request;
 pub mod resolve;
 
@@ -240,6 +241,7 @@ impl Prober {
                 tls: None,
                 peer: None,
                 http: None,
+                grpc: None,
                 at: rfc3339(self.clock.now()),
             },
             started,
@@ -308,6 +310,19 @@ impl Prober {
         let tcp = Sniff::new(tcp, wire.clone());
         match &prepared.setup {
             Setup::Plaintext => {
+                if let Some(g) = &target.grpc {
+                    // h2c with prior knowledge: the call a plaintext client would make.
+                    let hs = HandshakeContext {
+                        cert_requested: false,
+                        cert_sent: false,
+                        first_bytes: &[],
+                        bytes_read: 0,
+                        offered_versions: "",
+                        offered_alpn: "",
+                        after_handshake: true,
+                    };
+                    return grpc::exchange(tcp, target, g, run, &wire, hs, false).await;
+                }
                 let http = match (&target.http, target.expect) {
                     (Some(h), _) => Some(h.clone()),
                     (None, crate::config::Expect::Reject) => Some(default_http()),
@@ -394,7 +409,11 @@ impl Prober {
                 if let Some(v) = &c.verdict {
                     return Err(v.clone());
                 }
-                return Err(handshake_failure(&err, &prepared.context(&c, false)));
+                let mut f = handshake_failure(&err, &prepared.context(&c, false));
+                if f.reason == Reason::AlpnMismatch && target.grpc.is_some() {
+                    f.detail.push_str("; gRPC needs h2 (HTTP/2)");
+                }
+                return Err(f);
             }
             Ok(Ok(stream)) => stream,
         };
@@ -418,6 +437,39 @@ impl Prober {
             Some("h2" | "istio-h2")
         );
 
+        if let Some(g) = &target.grpc {
+            // gRPC over TLS is HTTP/2 chosen by ALPN; a server that picks nothing or
+            // http/1.1 cannot answer it (grpc-go refuses such a connection too).
+            let alpn = run.report.tls.as_ref().and_then(|t| t.alpn.clone());
+            if alpn.as_deref() != Some("h2") {
+                return Err(Failure::new(
+                    Reason::AlpnMismatch,
+                    format!(
+                        "the server negotiated {} for our ALPN offer [h2]: gRPC needs h2 (HTTP/2)",
+                        match &alpn {
+                            Some(p) => format!("\"{p}\""),
+                            None => "no application protocol".into(),
+                        }
+                    ),
+                ));
+            }
+            let (requested, sent) = {
+                let c = wire.lock();
+                (c.cert_requested, c.cert_sent)
+            };
+            let hs = HandshakeContext {
+                cert_requested: requested,
+                cert_sent: sent,
+                first_bytes: &[],
+                bytes_read: 0,
+                offered_versions: &prepared.versions_text,
+                offered_alpn: &prepared.alpn_text,
+                after_handshake: true,
+            };
+            let app = CaptureSlot::default();
+            let io = Sniff::new(stream, app.clone());
+            return grpc::exchange(io, target, g, run, &app, hs, true).await;
+        }
         match &target.http {
             Some(http) => {
                 let (requested, sent) = {

@@ -27,13 +27,13 @@ use crate::report::HttpInfo;
 use crate::tls::capture::CaptureSlot;
 
 /// Largest response head hyper will buffer (HTTP/1.1) or accept (h2 header list).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How far the response got, readable after a timeout dropped the exchange.
 #[derive(Default)]
-struct Progress {
-    head: AtomicBool,
-    body_bytes: AtomicU64,
+pub(super) struct Progress {
+    pub(super) head: AtomicBool,
+    pub(super) body_bytes: AtomicU64,
 }
 
 /// Sends the request over `io` and classifies the answer.
@@ -124,9 +124,15 @@ struct Response {
     body_prefix: Vec<u8>,
 }
 
-enum ExchangeError {
+pub(super) enum ExchangeError {
     Hyper(hyper::Error),
     BodyTooLarge(usize),
+}
+
+impl From<hyper::Error> for ExchangeError {
+    fn from(e: hyper::Error) -> Self {
+        Self::Hyper(e)
+    }
 }
 
 async fn send<IO>(
@@ -173,10 +179,11 @@ where
 /// Polls the connection and the exchange together until the exchange finishes. If the
 /// connection ends first, the exchange still completes (with the data or error the
 /// connection left behind).
-async fn drive<C, F>(conn: C, exchange: F) -> Result<Response, ExchangeError>
+pub(super) async fn drive<C, F, T, E>(conn: C, exchange: F) -> Result<T, E>
 where
     C: Future<Output = Result<(), hyper::Error>>,
-    F: Future<Output = Result<Response, ExchangeError>>,
+    F: Future<Output = Result<T, E>>,
+    E: From<hyper::Error>,
 {
     tokio::pin!(conn);
     tokio::pin!(exchange);
@@ -190,7 +197,7 @@ where
                     // Prefer a response that completed just before the error.
                     match futures_poll_once(&mut exchange) {
                         Some(Ok(r)) => Ok(r),
-                        _ => Err(ExchangeError::Hyper(e)),
+                        _ => Err(E::from(e)),
                     }
                 }
                 _ => exchange.await,
@@ -250,22 +257,7 @@ fn build_request(
         )
     };
     let method = Method::from_bytes(http.method.as_bytes()).map_err(|e| bad(e.to_string()))?;
-    let default_port = if tls { 443 } else { 80 };
-    let host = if target.server_name.is_empty() {
-        &target.address.host
-    } else {
-        &target.server_name
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.clone()
-    };
-    let mut authority = if target.address.port == default_port {
-        host
-    } else {
-        format!("{host}:{}", target.address.port)
-    };
+    let mut authority = default_authority(target, tls);
     if let Some((_, v)) = http.headers.iter().find(|(k, _)| k == "host") {
         authority.clone_from(v);
     }
@@ -298,15 +290,36 @@ fn build_request(
 
 /// How far the peer got before an exchange failed.
 #[derive(Clone, Copy)]
-struct Seen {
+pub(super) struct Seen {
     /// The server asked for a client certificate and nothing at all has arrived since
     /// the handshake (see [`super::Run::silent_since_handshake`]).
-    silent: bool,
+    pub(super) silent: bool,
     /// The response head arrived.
-    head: bool,
+    pub(super) head: bool,
 }
 
-fn error_failure(
+/// `server_name` (else the address's host) and the port unless it is the scheme's
+/// default: the `Host` / `:authority` of a request.
+pub(super) fn default_authority(target: &Target, tls: bool) -> String {
+    let default_port = if tls { 443 } else { 80 };
+    let host = if target.server_name.is_empty() {
+        &target.address.host
+    } else {
+        &target.server_name
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    if target.address.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", target.address.port)
+    }
+}
+
+pub(super) fn error_failure(
     err: ExchangeError,
     app: &CaptureSlot,
     hs: &HandshakeContext<'_>,

@@ -45,6 +45,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("firewalled/db", "connect/connect_timeout"),
     ("ghost/api", "resolve/dns_not_found"),
     ("flaky-dns/api", "resolve/dns_error"),
+    // gRPC (SPEC §13).
+    ("shipping/grpc", "pass"),
+    ("shipping/grpc/plaintext", "pass"),
+    ("ledger/grpc", "request/unexpected_status"),
 ];
 
 #[tokio::test]

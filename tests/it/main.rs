@@ -18,6 +18,8 @@
 //! - `secrets`: no form of the private key in any output, on every key error path.
 //! - `workload_api`: `[identity] source = "workload-api"` against a Workload API
 //!   server speaking the real proto (rotations, federation, outages, malformed updates).
+//! - `grpc`: `[target.grpc]` health checks against tonic servers (SPEC §13's table,
+//!   ALPN, bounds, h2c and the STRICT companion);
 //! - `silent`: silent client-certificate refusals (Java's HttpsServer) and their
 //!   look-alikes that stay `connection_closed` (nginx `return 444`, a TCP deny).
 #![allow(
@@ -34,6 +36,7 @@ mod common;
 mod demo;
 mod expect;
 mod faults;
+mod grpc;
 mod hostile;
 mod identity;
 mod load;
