@@ -157,7 +157,17 @@ pub fn check_valid_config(cfg: &Config, origin: &str) {
                     assert_eq!(c.name, format!("{}/plaintext", t.name));
                     assert_eq!(c.mode, Mode::Plaintext);
                     assert_eq!(c.expect, Expect::Reject);
-                    assert!(c.http.is_some());
+                    // The companion makes a request: the target's gRPC call, or HTTP.
+                    assert_eq!(c.grpc, t.grpc);
+                    assert_eq!(c.http.is_some(), t.grpc.is_none());
+                }
+                assert!(
+                    t.http.is_none() || t.grpc.is_none(),
+                    "{}: both [target.http] and [target.grpc]",
+                    t.name
+                );
+                if t.grpc.is_some() && t.mode != Mode::Plaintext {
+                    assert_eq!(t.alpn, ["h2"], "{}: gRPC offers h2 only", t.name);
                 }
             }
             Origin::StrictCompanion { of } => {
