@@ -328,19 +328,21 @@ fn decode_message(raw: &[u8]) -> String {
     escape_text(&String::from_utf8_lossy(&out))
 }
 
-/// Control characters escaped, cut at [`MAX_MESSAGE_LEN`] bytes on a char boundary.
+/// Control characters escaped, cut on a character boundary so that the text is at
+/// most [`MAX_MESSAGE_LEN`] bytes, plus `…` when something was cut.
 fn escape_text(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
-        if out.len() >= MAX_MESSAGE_LEN {
+        let piece = if c.is_control() {
+            format!("\\x{:02x}", u32::from(c) & 0xff)
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > MAX_MESSAGE_LEN {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", u32::from(c) & 0xff));
-        } else {
-            out.push(c);
-        }
+        out.push_str(&piece);
     }
     out
 }
@@ -528,7 +530,24 @@ mod tests {
             None,
             &[],
         );
-        assert!(a.message.unwrap().len() <= MAX_MESSAGE_LEN + 4);
+        assert!(a.message.unwrap().len() <= MAX_MESSAGE_LEN + '…'.len_utf8());
+        // Also when the cut falls inside an escape or a multi-byte character.
+        for filler in ["%0A", "é", "€€", "𝄞"] {
+            let long = format!("{}{}", "x".repeat(237), filler.repeat(40));
+            let (a, _) = run(
+                200,
+                &[("grpc-status", "2"), ("grpc-message", &long)],
+                None,
+                &[],
+            );
+            let m = a.message.unwrap();
+            assert!(
+                m.len() <= MAX_MESSAGE_LEN + '…'.len_utf8(),
+                "{} bytes",
+                m.len()
+            );
+            assert!(m.ends_with('…'));
+        }
         // A trailers-only status wins over nothing; trailers win over headers.
         let (a, _) = run(
             200,

@@ -468,7 +468,7 @@ pub fn check_grpc(
         .or_else(|| headers.get("grpc-status"));
     if let Some(m) = &answer.message {
         assert!(
-            m.len() <= MAX_MESSAGE_LEN + 4,
+            m.len() <= MAX_MESSAGE_LEN + '…'.len_utf8(),
             "message of {} bytes",
             m.len()
         );
