@@ -8,7 +8,7 @@
 use mtls_prober::config::{Expect, Mode, TlsVersion};
 use mtls_prober::demo::pki::pem;
 
-use crate::common::tools::{ListeningPeer, NginxServer, peer_source, require};
+use crate::common::tools::{ListeningPeer, NginxServer, java_classes, require};
 use crate::common::{
     HttpBehavior, Pki, assert_failure, assert_pass, http_check, http_target, probe, target,
 };
@@ -16,17 +16,18 @@ use crate::common::{
 /// The JDK's HttpsServer presenting the mesh server leaf, trusting `client_ca` for
 /// client certificates, `need` = required.
 fn java_https(pki: &Pki, client_ca: &str, protocol: &str) -> Option<ListeningPeer> {
-    // The single-file source launcher needs the JDK's compiler, not only a JRE.
-    if !require("javac", &["-version"]) {
-        return None;
-    }
+    let classes = java_classes()?;
     let leaf = pki.server_leaf();
     let (chain, key) = pki.write_leaf("java-server", &leaf);
-    let src = peer_source("JavaHttpsPeer.java");
     Some(ListeningPeer::start(
         "java",
         &[
-            &src,
+            // A short-lived test server: no optimising JIT, one GC thread.
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
+            "-cp",
+            &classes.display().to_string(),
+            "JavaHttpsPeer",
             &chain.display().to_string(),
             &key.display().to_string(),
             client_ca,

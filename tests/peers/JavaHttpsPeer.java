@@ -2,7 +2,8 @@
 // (com.sun.net.httpserver), which refuses a client certificate silently — after the
 // handshake it just closes, without an alert (SPEC §4).
 //
-// Run with the single-file source launcher (no javac step, no build files):
+// The tests compile it once (javac -d DIR) and start it from the classes; by hand the
+// single-file source launcher works too:
 //   java tests/peers/JavaHttpsPeer.java CHAIN.pem KEY.pem CA.pem TLSv1.3|TLSv1.2 need|want
 // Prints "LISTENING <port>" once bound on 127.0.0.1 (the readiness signal), then
 // answers every request with 200 "ok\n" until killed. KEY.pem is PKCS#8 (EC or RSA).

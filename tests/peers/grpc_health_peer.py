@@ -12,9 +12,13 @@ speaks only HTTP/1.1 (ALPN "http/1.1"), answering 200 to everything. Prints
 """
 
 import http.server
+import os
 import ssl
 import sys
 from concurrent import futures
+
+# grpc-core logs every refused handshake at INFO: keep the test output readable.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def serve_grpc(chain: bytes, key: bytes, ca: bytes) -> None:

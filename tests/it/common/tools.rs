@@ -201,3 +201,29 @@ impl Drop for ListeningPeer {
 pub fn peer_source(name: &str) -> String {
     format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The Java peer compiled once per test run (`javac` into a temporary directory kept
+/// for the process): starting each server from classes costs a fraction of the CPU of
+/// the single-file source launcher, which compiles on every start and would slow the
+/// timing-sensitive tests running beside it on a small machine. `None` when the JDK is
+/// absent (and `CI` is unset; see [`require`]).
+pub fn java_classes() -> Option<&'static std::path::Path> {
+    static CLASSES: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+    CLASSES
+        .get_or_init(|| {
+            if !require("javac", &["-version"]) {
+                return None;
+            }
+            let dir = tempfile::tempdir().expect("temp dir");
+            let ok = Command::new("javac")
+                .arg("-d")
+                .arg(dir.path())
+                .arg(peer_source("JavaHttpsPeer.java"))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "javac tests/peers/JavaHttpsPeer.java failed");
+            Some(dir)
+        })
+        .as_ref()
+        .map(tempfile::TempDir::path)
+}
