@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use mtls_prober::config::{Expect, GrpcCheck, Mode, Origin, PeerExpectation, Target};
 use mtls_prober::demo::peers::GrpcBehavior;
+use mtls_prober::demo::pki::LeafSpec;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::common::tools::{ListeningPeer, peer_source, require};
@@ -287,7 +288,12 @@ fn python_peer(pki: &Pki, client_ca: &str, mode: &str) -> Option<ListeningPeer> 
     if !require("python3", &["-c", "import grpc, grpc_health.v1.health"]) {
         return None;
     }
-    let leaf = pki.server_leaf();
+    // With the DNS name the probe sends as SNI: grpc-core logs an error for every
+    // handshake whose SNI its certificate does not carry.
+    let leaf = pki
+        .intermediate
+        .issue(&LeafSpec::spiffe(SERVER_ID).with_dns("api.prod.svc.cluster.local"))
+        .unwrap();
     let (chain, key) = pki.write_leaf("python-server", &leaf);
     Some(ListeningPeer::start(
         "python3",
