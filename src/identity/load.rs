@@ -560,3 +560,74 @@ pub fn rfc3339(t: SystemTime) -> String {
     ))
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::pki::Ca;
+
+    #[test]
+    fn a_workload_api_bundle_keeps_each_trust_domain_apart() {
+        let own = Ca::root("own root").unwrap();
+        let partner = Ca::root("partner root").unwrap();
+        let origin = Path::new("unix:///run/spire/agent.sock");
+        let bundle = TrustBundle::per_domain(
+            origin,
+            "cluster.local",
+            vec![
+                ("cluster.local".into(), vec![own.cert().clone()]),
+                ("partner.example".into(), vec![partner.cert().clone()]),
+            ],
+            [0; 32],
+        )
+        .unwrap();
+        assert!(bundle.is_per_domain());
+        assert_eq!(bundle.trust_domains(), ["cluster.local", "partner.example"]);
+        let own_anchor = webpki::anchor_from_trusted_cert(own.cert()).unwrap();
+        let partner_anchor = webpki::anchor_from_trusted_cert(partner.cert()).unwrap();
+        // Each domain only its own roots; no SPIFFE ID means our own domain.
+        for (td, want) in [
+            (Some("cluster.local"), &own_anchor),
+            (None, &own_anchor),
+            (Some("partner.example"), &partner_anchor),
+        ] {
+            let anchors = bundle.anchors_for(td).unwrap();
+            assert_eq!(anchors.len(), 1, "{td:?}");
+            assert_eq!(anchors[0].subject, want.subject, "{td:?}");
+        }
+        let e = bundle.anchors_for(Some("stranger.example")).unwrap_err();
+        assert!(
+            e.contains("stranger.example") && e.contains("partner.example"),
+            "{e}"
+        );
+        let (scope, subjects) = bundle.scope_for(Some("partner.example"));
+        assert!(scope.contains("trust bundle of partner.example"), "{scope}");
+        assert_eq!(subjects, ["O=mtls-prober test PKI, CN=partner root"]);
+        // Every root, for naming and [serve]'s hints.
+        assert_eq!(bundle.anchors().len(), 2);
+
+        // A set without our own domain's bundle is refused.
+        let e = TrustBundle::per_domain(
+            origin,
+            "cluster.local",
+            vec![("partner.example".into(), vec![partner.cert().clone()])],
+            [0; 32],
+        )
+        .unwrap_err();
+        assert!(
+            e.problem
+                .contains("no trust bundle for our own trust domain"),
+            "{e}"
+        );
+
+        // A file bundle verifies everyone with all its roots.
+        let file = TrustBundle::from_certs(
+            Path::new("ca.pem"),
+            vec![own.cert().clone(), partner.cert().clone()],
+            [0; 32],
+        )
+        .unwrap();
+        assert!(!file.is_per_domain());
+        assert_eq!(file.anchors_for(Some("partner.example")).unwrap().len(), 2);
+    }
+}
