@@ -22,9 +22,11 @@ fn java_https(pki: &Pki, client_ca: &str, protocol: &str) -> Option<ListeningPee
     Some(ListeningPeer::start(
         "java",
         &[
-            // A short-lived test server: no optimising JIT, one GC thread.
+            // A short-lived test server: no optimising JIT, one GC thread, sized for
+            // one CPU.
             "-XX:TieredStopAtLevel=1",
             "-XX:+UseSerialGC",
+            "-XX:ActiveProcessorCount=1",
             "-cp",
             &classes.display().to_string(),
             "JavaHttpsPeer",

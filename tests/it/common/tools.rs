@@ -149,6 +149,35 @@ impl Drop for NginxServer {
     }
 }
 
+/// Tests that measure scheduling lag (a healthy edge probed every 200 ms must not start
+/// late) hold this exclusively; starting a JVM or a Python gRPC server — a second of
+/// CPU on a 2-core machine — holds it shared, so the two never overlap. Other tests do
+/// not take it.
+static CPU_BURSTS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by a test whose assertions are about timing, for its whole run (see
+/// [`CPU_BURSTS`]). Holding it across awaits is the point: the test owns its thread,
+/// and the shared holders never await while holding theirs.
+pub struct TimingSensitive {
+    _guard: std::sync::RwLockWriteGuard<'static, ()>,
+}
+
+/// Waits until no third-party peer is starting, then keeps them from starting.
+pub fn timing_sensitive() -> TimingSensitive {
+    TimingSensitive {
+        _guard: CPU_BURSTS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    }
+}
+
+/// Held while a third-party peer starts up (see [`CPU_BURSTS`]).
+fn cpu_burst() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU_BURSTS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A process that prints `LISTENING <port>` once bound on 127.0.0.1 (the Java and
 /// Python peers under `tests/peers/`); killed on drop.
 pub struct ListeningPeer {
@@ -160,6 +189,7 @@ impl ListeningPeer {
     /// Starts `program args…` and waits (up to 60 s: the JVM compiles the source first)
     /// for its `LISTENING <port>` line.
     pub fn start(program: &str, args: &[&str]) -> Self {
+        let _burst = cpu_burst();
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -215,6 +245,7 @@ pub fn java_classes() -> Option<&'static std::path::Path> {
                 return None;
             }
             let dir = tempfile::tempdir().expect("temp dir");
+            let _burst = cpu_burst();
             let ok = Command::new("javac")
                 .arg("-d")
                 .arg(dir.path())
