@@ -30,6 +30,8 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
+// Parsed once at start and matched once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent: schedule probes, serve /metrics, the API and the status page.
@@ -122,6 +124,10 @@ pub struct ProbeArgs {
     /// Ad hoc: also send `GET <path>` and check the status (200-399).
     #[arg(long)]
     pub http_path: Option<String>,
+    /// Ad hoc: call `grpc.health.v1.Health/Check` for this service ("" for the whole
+    /// server) instead of an HTTP request.
+    #[arg(long, value_name = "SERVICE", conflicts_with = "http_path")]
+    pub grpc_service: Option<String>,
     /// Ad hoc: do not verify the peer's chain or identity (still shows it).
     #[arg(long)]
     pub insecure_skip_verify: bool,

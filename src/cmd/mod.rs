@@ -34,7 +34,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     let env: Env = process_env();
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &env).await,
-        Command::Check(args) => check::run(&args, &env),
+        Command::Check(args) => check::run(&args, &env).await,
         Command::Run(args) => run::run(args, env).await,
         Command::Watch(args) => watch::run(args, &env).await,
         Command::Demo(args) => demo::run(args).await,

@@ -7,7 +7,10 @@ use super::index::{Index, Workload, object_name};
 use super::istio::{authz, dest_rule, inject as istio_inject, peer_authn};
 use super::linkerd::{self, Client, default_policy, inject as linkerd_inject, server};
 use super::objects::{IntOrString, Service, ServicePort};
-use super::{Finding, FindingKind, Mesh, Options, Plan, PlannedHttp, PlannedTarget};
+use super::{Finding, FindingKind, Mesh, Options, Plan, PlannedGrpc, PlannedHttp, PlannedTarget};
+
+/// The method path of `grpc.health.v1.Health/Check`, as policies see the call.
+const GRPC_HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// The cluster DNS domain of Service addresses.
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
@@ -23,9 +26,18 @@ struct Edge {
     why: Vec<String>,
 }
 
-/// The HTTP check a workload offers on a container port: its readiness probe's
-/// `httpGet` path when served on that port. `Err(note)` when there is none.
-fn health_path(w: &Workload<'_>, port: i64) -> Result<String, String> {
+/// The request after the handshake that a workload's readiness probe names.
+#[derive(Clone, Debug, Eq, PartialEq)]
+enum HealthCheck {
+    /// `httpGet`: `GET` this path.
+    Http(String),
+    /// `grpc`: `grpc.health.v1.Health/Check` of this service.
+    Grpc(String),
+}
+
+/// The check a workload offers on a container port: its readiness probe's `httpGet`
+/// path or `grpc` service when served on that port. `Err(note)` when there is none.
+fn health_check(w: &Workload<'_>, port: i64) -> Result<HealthCheck, String> {
     for c in w.containers() {
         let Some(p) = &c.readiness_probe else {
             continue;
@@ -54,23 +66,18 @@ fn health_path(w: &Workload<'_>, port: i64) -> Result<String, String> {
             } else {
                 g.path.clone()
             };
-            return Ok(path);
+            return Ok(HealthCheck::Http(path));
         }
-        if let Some(g) = &p.grpc {
-            if g.port == port {
-                // Seam for `[target.grpc]` (SPEC §13): until plan emits it, a gRPC
-                // readiness probe gives a TLS-only probe.
-                return Err(format!(
-                    "note: the readiness probe of {} is gRPC; a gRPC health check \
-                     ([target.grpc]) is not planned yet, so there is no request after the \
-                     handshake",
-                    w.object()
-                ));
-            }
+        if let Some(g) = &p.grpc
+            && g.port == port
+        {
+            // The kubelet asks the same Health service (SPEC §13 `[target.grpc]`).
+            return Ok(HealthCheck::Grpc(g.service.clone().unwrap_or_default()));
         }
     }
     Err(format!(
-        "note: {} has no readinessProbe.httpGet on port {port}: no HTTP request",
+        "note: {} has no readinessProbe (httpGet or grpc) on port {port}: no request after \
+         the handshake",
         w.object()
     ))
 }
@@ -158,6 +165,7 @@ fn plan_port(
     let host = format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}");
     let mut edges: Vec<(&Workload<'_>, Edge)> = Vec::new();
     let mut http: Option<String> = None;
+    let mut grpc: Option<String> = None;
     let mut notes: Vec<String> = Vec::new();
     let findings_before = plan.findings.len();
     for w in workloads {
@@ -181,10 +189,15 @@ fn plan_port(
             .flat_map(|c| &c.ports)
             .find(|p| p.container_port == cport)
             .map_or("", |p| p.name.as_str());
-        match health_path(w, cport) {
-            Ok(p) => {
-                if http.is_none() {
+        match health_check(w, cport) {
+            Ok(HealthCheck::Http(p)) => {
+                if http.is_none() && grpc.is_none() {
                     http = Some(p);
+                }
+            }
+            Ok(HealthCheck::Grpc(service)) => {
+                if http.is_none() && grpc.is_none() {
+                    grpc = Some(service);
                 }
             }
             Err(note) => {
@@ -194,28 +207,19 @@ fn plan_port(
             }
         }
         let via = format!("{object}: port {} → {} port {cport}", port.port, w.object());
-        let request_path = http.clone();
+        // The request the policies judge: the HTTP check's GET, or the gRPC health
+        // check's POST.
+        let request: Option<(&str, String)> = match (&http, &grpc) {
+            (Some(p), _) => Some(("GET", p.clone())),
+            (None, Some(_)) => Some(("POST", GRPC_HEALTH_CHECK_PATH.to_owned())),
+            (None, None) => None,
+        };
+        let request = request.as_ref().map(|(m, p)| (*m, p.as_str()));
         let edge = match mesh {
             Mesh::Istio => istio_edge(
-                idx,
-                opts,
-                w,
-                cport,
-                port.port,
-                &host,
-                request_path.as_deref(),
-                &object,
-                plan,
+                idx, opts, w, cport, port.port, &host, request, &object, plan,
             )?,
-            Mesh::Linkerd => linkerd_edge(
-                idx,
-                opts,
-                w,
-                cport,
-                cport_name,
-                request_path.as_deref(),
-                plan,
-            )?,
+            Mesh::Linkerd => linkerd_edge(idx, opts, w, cport, cport_name, request, plan)?,
         };
         let mut edge = edge;
         edge.why.insert(0, via);
@@ -297,7 +301,7 @@ fn plan_port(
         }
     }
     let alpn = if first.mode == "mtls" {
-        istio_alpn(port, http.is_some(), &why)
+        istio_alpn(port, http.is_some(), grpc.is_some())
     } else {
         Vec::new()
     };
@@ -315,6 +319,7 @@ fn plan_port(
             path,
             headers,
         }),
+        grpc: grpc.map(|service| PlannedGrpc { service }),
         why,
         namespace: ns.to_owned(),
     })
@@ -322,25 +327,25 @@ fn plan_port(
 
 /// Istio's ALPN for a sidecar's inbound mTLS (as Prometheus and docs/deploy.md
 /// "Writing the target matrix" offer them): HTTP, HTTP/2 (gRPC) or plain TCP, from the
-/// HTTP check, then the port's `appProtocol` or name prefix (Istio's "Protocol
-/// Selection"), then a gRPC readiness probe.
-fn istio_alpn(port: &ServicePort, http: bool, why: &[String]) -> Vec<&'static str> {
+/// HTTP or gRPC check, then the port's `appProtocol` or name prefix (Istio's "Protocol
+/// Selection").
+fn istio_alpn(port: &ServicePort, http: bool, grpc: bool) -> Vec<&'static str> {
     let proto = if port.app_protocol.is_empty() {
         port.name.split('-').next().unwrap_or_default()
     } else {
         port.app_protocol.as_str()
     }
     .to_ascii_lowercase();
-    let grpc_probe = why
-        .iter()
-        .any(|w| w.contains("readiness probe of") && w.contains("is gRPC"));
-    if http || matches!(proto.as_str(), "http" | "https") && !grpc_probe {
+    // `[target.grpc]` offers h2 only (Istio's name for it first).
+    if grpc {
+        return vec!["istio-h2", "h2"];
+    }
+    if http || matches!(proto.as_str(), "http" | "https") {
         vec!["istio-http/1.1", "http/1.1"]
     } else if matches!(
         proto.as_str(),
         "grpc" | "grpc-web" | "http2" | "h2c" | "kubernetes.io/h2c"
-    ) || grpc_probe
-    {
+    ) {
         vec!["istio-h2", "h2"]
     } else {
         vec!["istio", "istio-peer-exchange"]
@@ -367,7 +372,7 @@ fn istio_edge(
     cport: i64,
     service_port: i64,
     host: &str,
-    path: Option<&str>,
+    http: Option<(&str, &str)>,
     service_object: &str,
     plan: &mut Plan,
 ) -> Option<Edge> {
@@ -411,12 +416,12 @@ fn istio_edge(
     let request = authz::Request {
         principal: (!plaintext).then_some(principal.as_str()),
         namespace: (!plaintext && !src_ns.is_empty()).then_some(src_ns.as_str()),
-        http: path.map(|p| ("GET", p)),
+        http,
         port: cport,
         host,
     };
     let policies = authz::applicable(idx, opts, w);
-    if path.is_none() && !policies.is_empty() {
+    if http.is_none() && !policies.is_empty() {
         why.push(
             "note: no HTTP request, so authorization rules apply as to TCP traffic (HTTP-only \
              fields never match in ALLOW, are ignored in DENY)"
@@ -473,7 +478,7 @@ fn linkerd_edge(
     w: &Workload<'_>,
     cport: i64,
     cport_name: &str,
-    path: Option<&str>,
+    http: Option<(&str, &str)>,
     plan: &mut Plan,
 ) -> Option<Edge> {
     let ns_ann = idx.namespace_annotations(w.namespace);
@@ -501,7 +506,6 @@ fn linkerd_edge(
         service_account: src_sa,
         namespace: src_ns,
     };
-    let http = path.map(|p| ("GET", p));
     let verdict = match server::server_for(idx, w, cport, cport_name) {
         Some(s) => server::evaluate(idx, s, &client, http, http.is_some()),
         None => default_policy::admits(
@@ -518,7 +522,7 @@ fn linkerd_edge(
         linkerd::Verdict::Deny(by, others_listed) => {
             if others_listed {
                 plan.findings
-                    .push(super::findings::linkerd_health_path_denied(&by, w, path));
+                    .push(super::findings::linkerd_health_path_denied(&by, w, http));
             }
             why.push(by);
             "reject"

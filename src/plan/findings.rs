@@ -58,9 +58,13 @@ pub fn health_path_denied(policy: &str, w: &Workload<'_>, r: &Request<'_>) -> Fi
 }
 
 /// A Linkerd Server whose authorizations list clients but not the prober.
-pub fn linkerd_health_path_denied(why: &str, w: &Workload<'_>, path: Option<&str>) -> Finding {
+pub fn linkerd_health_path_denied(
+    why: &str,
+    w: &Workload<'_>,
+    request: Option<(&str, &str)>,
+) -> Finding {
     let object = why.split(':').next().unwrap_or(why).to_owned();
-    let what = path.map_or("TCP connection".to_owned(), |p| format!("GET {p}"));
+    let what = request.map_or("TCP connection".to_owned(), |(m, p)| format!("{m} {p}"));
     Finding {
         kind: FindingKind::HealthPathDenied,
         object,

@@ -466,10 +466,10 @@ impl Classified {
     fn store(mut self, s: Source, out: &mut Loaded) {
         // A namespaced object without a namespace (common in GitOps trees) lands in
         // `default`, as `kubectl apply` without `-n` puts it.
-        if let Some(meta) = self.meta_mut() {
-            if meta.namespace.is_empty() {
-                meta.namespace = "default".to_owned();
-            }
+        if let Some(meta) = self.meta_mut()
+            && meta.namespace.is_empty()
+        {
+            meta.namespace = "default".to_owned();
         }
         match self {
             Self::Namespace(o) => out.namespaces.push((s, o)),

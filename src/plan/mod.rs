@@ -125,6 +125,9 @@ pub struct PlannedTarget {
     /// The HTTP request, when the workload has one to offer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<PlannedHttp>,
+    /// The gRPC health check, when the workload's readiness probe is `grpc:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<PlannedGrpc>,
     /// The deciding objects, `"Kind namespace/name: effect"`, and notes.
     pub why: Vec<String>,
     /// The namespace (for `--namespace` and `--assume`; not a `[[target]]` key).
@@ -142,6 +145,13 @@ pub struct PlannedHttp {
     /// Extra headers (Linkerd's `l5d-require-id`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+}
+
+/// `[target.grpc]` of a planned target (SPEC §13).
+#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
+pub struct PlannedGrpc {
+    /// The readiness probe's `grpc.service` (`""`: the server as a whole).
+    pub service: String,
 }
 
 /// The closed set of finding kinds (SPEC §11).

@@ -70,6 +70,10 @@ fn target(out: &mut String, t: &PlannedTarget) {
             let _ = writeln!(out, "headers = {{ {hs} }}");
         }
     }
+    if let Some(g) = &t.grpc {
+        let _ = writeln!(out, "[target.grpc]");
+        let _ = writeln!(out, "service = {}", q(&g.service));
+    }
 }
 
 /// `{"targets": [...], "findings": [...], "notes": [...]}`, pretty-printed.
@@ -98,9 +102,11 @@ pub fn explain(plan: &Plan) -> String {
                     .map(|td| format!(" in trust domain {td}"))
             })
             .unwrap_or_default();
-        let req = t.http.as_ref().map_or(" (TLS/TCP only)".to_owned(), |h| {
-            format!(", GET {}", h.path)
-        });
+        let req = match (&t.http, &t.grpc) {
+            (Some(h), _) => format!(", GET {}", h.path),
+            (None, Some(g)) => format!(", gRPC health check of service {:?}", g.service),
+            (None, None) => " (TLS/TCP only)".to_owned(),
+        };
         let _ = writeln!(out, "    {}{peer}{req}", t.address);
         for w in &t.why {
             let _ = writeln!(out, "    - {w}");

@@ -82,10 +82,24 @@ impl PeerVerifier {
                 format!("the peer's leaf certificate is malformed: {e}"),
             )
         })?;
+        // Workload API bundles: only the bundle of the peer's own trust domain (from the
+        // SPIFFE ID it claims) may vouch for it, never a pooled set (SPEC §13). Whether
+        // that domain is acceptable at all is the identity stage's question, after the
+        // chain. A file bundle verifies every peer with all its roots.
+        let (anchors, parsed) = if bundle.is_per_domain() {
+            let summary = parse_leaf(end_entity)?;
+            let td = summary.spiffe_id.as_deref().map(trust_domain_of);
+            let anchors = bundle
+                .anchors_for(td)
+                .map_err(|e| Failure::new(Reason::CertUntrusted, e))?;
+            (anchors, Some(summary))
+        } else {
+            (bundle.anchors(), None)
+        };
         let path = ee
             .verify_for_usage(
                 self.algs.all,
-                bundle.anchors(),
+                anchors,
                 intermediates,
                 now,
                 webpki::KeyUsage::server_auth(),
@@ -96,7 +110,10 @@ impl PeerVerifier {
         let root = bundle
             .root_for_anchor(path.anchor())
             .map(|r| r.sha256.clone());
-        let summary = parse_leaf(end_entity)?;
+        let summary = match parsed {
+            Some(s) => s,
+            None => parse_leaf(end_entity)?,
+        };
         let verdict = check_summary(&self.expectation, &ee, &summary);
         *leaf = Some(summary);
         verdict.map(|()| root)

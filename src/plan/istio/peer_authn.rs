@@ -160,25 +160,24 @@ pub fn decide(idx: &Index<'_>, opts: &Options, w: &Workload<'_>, port: Port) -> 
             ),
         };
     }
-    if let Some(p) = namespace_policy(idx, ns) {
-        if let Some(mode) = p.spec.mtls.as_ref().and_then(|m| MtlsMode::parse(&m.mode)) {
-            return Decision {
-                mode,
-                level: Level::Namespace,
-                why: format!("{}: {}", name(p), mode.as_str()),
-            };
-        }
+    if let Some(p) = namespace_policy(idx, ns)
+        && let Some(mode) = p.spec.mtls.as_ref().and_then(|m| MtlsMode::parse(&m.mode))
+    {
+        return Decision {
+            mode,
+            level: Level::Namespace,
+            why: format!("{}: {}", name(p), mode.as_str()),
+        };
     }
-    if ns != opts.istio_root_namespace {
-        if let Some(p) = namespace_policy(idx, &opts.istio_root_namespace) {
-            if let Some(mode) = p.spec.mtls.as_ref().and_then(|m| MtlsMode::parse(&m.mode)) {
-                return Decision {
-                    mode,
-                    level: Level::Mesh,
-                    why: format!("{} (mesh-wide): {}", name(p), mode.as_str()),
-                };
-            }
-        }
+    if ns != opts.istio_root_namespace
+        && let Some(p) = namespace_policy(idx, &opts.istio_root_namespace)
+        && let Some(mode) = p.spec.mtls.as_ref().and_then(|m| MtlsMode::parse(&m.mode))
+    {
+        return Decision {
+            mode,
+            level: Level::Mesh,
+            why: format!("{} (mesh-wide): {}", name(p), mode.as_str()),
+        };
     }
     Decision {
         mode: MtlsMode::Permissive,

@@ -51,10 +51,10 @@ pub fn mesh_tls(spec: &MeshTlsSpec, ns: &str, client: &Client) -> Tri {
         .identity_refs
         .iter()
         .find(|r| !matches!(r.kind.as_str(), "ServiceAccount" | "Namespace"))
+        && !by_identity
+        && !by_ref
     {
-        if !by_identity && !by_ref {
-            return Tri::Unknown(format!("identityRefs kind {:?}", r.kind));
-        }
+        return Tri::Unknown(format!("identityRefs kind {:?}", r.kind));
     }
     if by_identity || by_ref {
         Tri::Yes
