@@ -77,6 +77,7 @@ fn report(target: &str, ok: bool, serial: &str) -> ProbeReport {
             server: Some("istio-envoy".into()),
         }),
         far_side: None,
+        grpc: None,
         at: "2026-11-23T10:00:00Z".into(),
     }
 }
@@ -159,7 +160,7 @@ fn recording(c: &mut Criterion) {
     g.bench_function("windows_record_and_ratios", |b| {
         b.iter(|| {
             t += 10_000;
-            w.record(t, t % 7 != 0);
+            w.record(t, !t.is_multiple_of(7));
             w.ratios(t).fold(0.0, |a, r| a + r.unwrap_or(0.0))
         })
     });

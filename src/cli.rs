@@ -30,6 +30,8 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
+// Parsed once at start and matched once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent: schedule probes, serve /metrics, the API and the status page.
@@ -42,6 +44,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Start a self-contained local mesh with healthy and broken services and probe it.
     Demo(DemoArgs),
+    /// Derive the matrix and each edge's expected verdict from the mesh's Kubernetes objects.
+    Plan(PlanArgs),
 }
 
 /// `run`.
@@ -120,6 +124,10 @@ pub struct ProbeArgs {
     /// Ad hoc: also send `GET <path>` and check the status (200-399).
     #[arg(long)]
     pub http_path: Option<String>,
+    /// Ad hoc: call `grpc.health.v1.Health/Check` for this service ("" for the whole
+    /// server) instead of an HTTP request.
+    #[arg(long, value_name = "SERVICE", conflicts_with = "http_path")]
+    pub grpc_service: Option<String>,
     /// Ad hoc: do not verify the peer's chain or identity (still shows it).
     #[arg(long)]
     pub insecure_skip_verify: bool,
@@ -163,4 +171,78 @@ pub struct DemoArgs {
     /// watch's verdict (0 pass, 1 fail), like `watch`.
     #[arg(long)]
     pub watch: bool,
+}
+
+/// `--mesh` of `plan`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, ValueEnum)]
+pub enum MeshArg {
+    /// Istio (sidecar mode).
+    Istio,
+    /// Linkerd.
+    Linkerd,
+}
+
+/// `--output` of `plan`.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, ValueEnum)]
+pub enum PlanOutput {
+    /// `[[target]]` tables for `[agent] include`.
+    #[default]
+    Toml,
+    /// `{"targets": [...], "findings": [...]}`.
+    Json,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Kubernetes objects: a YAML or JSON file, a directory (read recursively), or `-`
+    /// for stdin (repeatable).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
+    pub files: Vec<String>,
+    /// The mesh (default: whichever mesh's objects and labels the input holds).
+    #[arg(long, value_enum)]
+    pub mesh: Option<MeshArg>,
+    /// The prober's own SPIFFE ID (default: [identity] of --config, else
+    /// spiffe://cluster.local/ns/monitoring/sa/mtls-prober).
+    #[arg(long, value_name = "ID")]
+    pub source_identity: Option<String>,
+    /// The trust domain of the expected peer identities.
+    #[arg(long, value_name = "TD", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Only targets in this namespace (repeatable).
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Plan as if this namespace were switched: NS=strict or NS=permissive (repeatable).
+    #[arg(long, value_name = "NS=strict|permissive")]
+    pub assume: Vec<String>,
+    /// Print, per edge, the expectation and the objects that decided it, and the findings.
+    #[arg(long)]
+    pub explain: bool,
+    /// Linkerd: the matrix for a prober outside the mesh (plaintext, no identity).
+    #[arg(long)]
+    pub unmeshed: bool,
+    /// Output format of the matrix.
+    #[arg(long, value_enum, default_value_t = PlanOutput::Toml)]
+    pub output: PlanOutput,
+    /// Exit 1 when there are findings.
+    #[arg(long)]
+    pub fail_on_findings: bool,
+    /// Linkerd: the cluster-wide default inbound policy.
+    #[arg(
+        long,
+        default_value = "all-unauthenticated",
+        value_parser = ["all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"]
+    )]
+    pub linkerd_default_policy: String,
+    /// Istio's root namespace (where mesh-wide policies live).
+    #[arg(long, default_value = "istio-system")]
+    pub istio_root_namespace: String,
+    /// A probes.toml whose [identity] certificate gives the default source identity.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }

@@ -9,7 +9,8 @@
 //! `classify` never does I/O; `metrics` only reads probe reports):
 //! - [`agent`]: the scheduled agent, its metrics, endpoints and reloads;
 //! - [`classify`]: the taxonomy and the pure error → reason mapping;
-//! - [`demo`]: the in-memory PKI and the loopback mesh of broken peers.
+//! - [`demo`]: the in-memory PKI and the loopback mesh of broken peers;
+//! - [`plan`]: Kubernetes objects in, the matrix and its expectations out (pure).
 
 pub mod agent;
 pub mod classify;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod fsutil;
 pub mod identity;
+pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod tls;

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         Command::Run(_) => ("info", !stderr_tty),
         Command::Demo(_) if stderr_tty => ("warn,mtls_prober::agent::edges=off", false),
         Command::Demo(_) => ("info", true),
-        Command::Watch(_) | Command::Probe(_) | Command::Check(_) => ("warn", false),
+        Command::Watch(_) | Command::Probe(_) | Command::Check(_) | Command::Plan(_) => {
+            ("warn", false)
+        }
     };
     let structured = match cli.log_format {
         Some(LogFormat::Json) => true,

@@ -45,6 +45,8 @@ pub struct ProbeReport {
     /// How the far side saw this connection, when the target answered in the `[serve]`
     /// `/healthz` format (another agent); `null` otherwise.
     pub far_side: Option<FarSide>,
+    /// The gRPC health check's answer, once a response head was received (SPEC §13).
+    pub grpc: Option<GrpcInfo>,
     /// When the probe started, RFC 3339 UTC.
     pub at: String,
 }
@@ -120,6 +122,21 @@ pub struct HttpInfo {
     pub status: u16,
     /// The `server` header, if any (bounded).
     pub server: Option<String>,
+}
+
+/// What the gRPC health check saw (`null` fields where the answer had none).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GrpcInfo {
+    /// The service asked about (`""`: the server as a whole).
+    pub service: String,
+    /// The `grpc-status` name (`"OK"`, `"PERMISSION_DENIED"`, …).
+    pub status: Option<&'static str>,
+    /// The `grpc-status` code.
+    pub code: Option<u32>,
+    /// The `grpc-message`, decoded and bounded.
+    pub message: Option<String>,
+    /// The health status of an OK answer (`"SERVING"`, `"NOT_SERVING"`, …).
+    pub health: Option<&'static str>,
 }
 
 impl ProbeReport {
@@ -210,7 +227,7 @@ impl ProbeReport {
                 )
             } else if stage == Stage::Request && self.timings_ms.request.is_none() {
                 format!(
-                    "  -  {:<12} {:>9}  no HTTP check configured",
+                    "  -  {:<12} {:>9}  no HTTP or gRPC check configured",
                     stage.as_str(),
                     ""
                 )
@@ -301,6 +318,23 @@ impl ProbeReport {
     }
 
     fn http_line(&self) -> String {
+        if let Some(g) = &self.grpc {
+            let mut line = format!(
+                "gRPC Health/Check service \"{}\": {}",
+                g.service,
+                g.status.unwrap_or("no grpc-status")
+            );
+            if let Some(h) = g.health {
+                line.push_str(&format!(" {h}"));
+            }
+            if let Some(m) = &g.message {
+                line.push_str(&format!(" \"{m}\""));
+            }
+            if let Some(h) = &self.http {
+                line.push_str(&format!(" (HTTP {})", h.status));
+            }
+            return line;
+        }
         match &self.http {
             Some(h) => format!(
                 "HTTP {}{}",

@@ -36,6 +36,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor.monitoring.coreos.com.v1.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.monitoring.coreos.com.v1.json",
     ("cert-manager.io/v1", "Certificate"): "certificate.cert-manager.io.v1.json",
+    ("spire.spiffe.io/v1alpha1", "ClusterSPIFFEID"): "clusterspiffeid.spire.spiffe.io.v1alpha1.json",
 }
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
@@ -215,8 +216,12 @@ def check_workload(w, by_kind, tomllib):
         return out + [f"--config {config_path}: no ConfigMap key {config_key} mounted at {config_dir}"]
     config = tomllib.loads(cms[cm_name]["data"][config_key])
 
-    # [identity] files must be under a mount whose source provides them.
+    # [identity] source = "workload-api": the socket must be in a SPIFFE CSI volume.
     identity = config.get("identity")
+    if identity is not None and identity.get("source") == "workload-api":
+        out += check_workload_api(identity, c, mounts, volumes)
+        identity = None
+    # [identity] files must be under a mount whose source provides them.
     for key in ("cert", "key", "ca"):
         if identity is None:
             break
@@ -232,6 +237,16 @@ def check_workload(w, by_kind, tomllib):
             continue
         if base not in IDENTITY_FILES[source]:
             out.append(f"[identity].{key} = {path}: a {source} volume provides {sorted(IDENTITY_FILES[source])}")
+
+    # [agent] include: each pattern's directory is a mounted ConfigMap (the matrix from
+    # `mtls-prober plan`), rendered here or optional (created by `kubectl create`).
+    for pattern in config.get("agent", {}).get("include", []):
+        directory = pattern.rsplit("/", 1)[0] if "/" in pattern else ""
+        source = volumes.get(mounts.get(directory), {}).get("configMap")
+        if source is None:
+            out.append(f"[agent].include {pattern}: {directory} is not a mounted ConfigMap")
+        elif source.get("name") not in cms and not source.get("optional"):
+            out.append(f"[agent].include {pattern}: ConfigMap {source.get('name')} is neither rendered nor optional")
 
     # Istio: the agent writes where the prober reads, and intercepts nothing.
     if meta.get("labels", {}).get("sidecar.istio.io/inject") == "true":
@@ -287,6 +302,27 @@ def check_workload(w, by_kind, tomllib):
                 if ep.get("port") not in ports:
                     out.append(f"PodMonitor port {ep.get('port')} is not a container port")
     return out
+
+
+def check_workload_api(identity, c, mounts, volumes):
+    """The Workload API socket ([identity].socket, else the container's
+    SPIFFE_ENDPOINT_SOCKET) is a unix:// path in a read-only csi.spiffe.io volume."""
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    socket = identity.get("socket") or env.get("SPIFFE_ENDPOINT_SOCKET")
+    if not socket:
+        return ["[identity] source = \"workload-api\" without socket, and no SPIFFE_ENDPOINT_SOCKET in the container"]
+    if not socket.startswith("unix://"):
+        return []  # tcp:// needs no volume
+    path = socket[len("unix://"):]
+    directory = path.rsplit("/", 1)[0]
+    volume = volumes.get(mounts.get(directory), {})
+    csi = volume.get("csi", {})
+    if csi.get("driver") != "csi.spiffe.io" or csi.get("readOnly") is not True:
+        return [f"Workload API socket {socket}: not in a read-only csi.spiffe.io volume mounted at {directory}"]
+    mount = next(m for m in c.get("volumeMounts", []) if m["mountPath"].rstrip("/") == directory)
+    if mount.get("readOnly") is not True:
+        return [f"Workload API socket {socket}: mount {directory} read-only"]
+    return []
 
 
 def yaml_load(text):

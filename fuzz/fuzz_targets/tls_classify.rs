@@ -1,7 +1,8 @@
 //! `handshake_failure` on rustls errors and alerts, bare I/O errors, both wrapped the
 //! way tokio-rustls and hyper wrap them, and arbitrary first bytes and contexts.
 //! Never panics; tls/certificate reasons only; plaintext first bytes are `not_tls`;
-//! alerts are named refusals; closes and resets are `peer_closed`; bounded details.
+//! alerts are named refusals; closes and resets are `peer_closed` (or, right after a
+//! certificate request, a silent client-certificate refusal); bounded details.
 #![no_main]
 
 use arbitrary::Arbitrary;

@@ -416,6 +416,7 @@ mod tests {
             }),
             http: None,
             far_side: None,
+            grpc: None,
             at: String::new(),
         }
     }

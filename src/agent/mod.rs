@@ -167,12 +167,38 @@ impl Agent {
             prober.provider(),
             opts.clock.now(),
         );
-        log_identity(&creds, config.identity.is_some());
+        // The Workload API's first answer is logged by its own task.
+        let from_files = config
+            .identity
+            .as_ref()
+            .is_some_and(|c| c.workload_api.is_none());
+        log_identity(&creds, from_files);
         if let Ok(c) = &creds.client {
             metrics.set_identity_not_after(Some(c.leaf.not_after));
         }
         let (creds_tx, creds_rx) = watch::channel(Arc::new(creds));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // The Workload API stream starts before the edges, so that the first round of
+        // probes uses the SVID when the Workload API answers at once (a local SPIRE
+        // agent answers in milliseconds); the edges re-prepare when it arrives later.
+        let identity_source = match config
+            .identity
+            .as_ref()
+            .and_then(|c| c.workload_api.clone())
+        {
+            Some(wa) => {
+                let events = crate::identity::workload::spawn_follow(
+                    wa.clone(),
+                    prober.provider().clone(),
+                    opts.clock.clone(),
+                    creds_tx,
+                    shutdown_rx.clone(),
+                )
+                .await;
+                IdentitySource::WorkloadApi(wa, events)
+            }
+            None => IdentitySource::Files(creds_tx),
+        };
 
         let listener = TcpListener::bind(config.agent.listen).await.map_err(|e| {
             format!(
@@ -262,17 +288,24 @@ impl Agent {
             ));
         }
         let identity_changed = Arc::new(Notify::new());
-        let digest = config
-            .identity
-            .as_ref()
-            .map(|c| content_digest(&identity_paths(c)));
-        tokio::spawn(identity_loop(
-            state.clone(),
-            IdentityReloader::new(prober.provider().clone(), digest),
-            creds_tx,
-            identity_changed.clone(),
-            shutdown_rx.clone(),
-        ));
+        match identity_source {
+            IdentitySource::WorkloadApi(wa, events) => {
+                tokio::spawn(workload_api_events(state.clone(), wa.socket, events));
+            }
+            IdentitySource::Files(creds_tx) => {
+                let digest = config
+                    .identity
+                    .as_ref()
+                    .map(|c| content_digest(&identity_paths(c)));
+                tokio::spawn(identity_loop(
+                    state.clone(),
+                    IdentityReloader::new(prober.provider().clone(), digest),
+                    creds_tx,
+                    identity_changed.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
+        }
         tokio::spawn(config_loop(
             state.clone(),
             opts,
@@ -462,6 +495,71 @@ async fn identity_loop(
     }
 }
 
+/// Where the agent's identity comes from, and what its task needs.
+enum IdentitySource {
+    /// Files polled by [`identity_loop`], which publishes on this sender.
+    Files(watch::Sender<Arc<Credentials>>),
+    /// The Workload API stream (already followed); its events.
+    WorkloadApi(
+        config::WorkloadApiConfig,
+        tokio::sync::mpsc::UnboundedReceiver<crate::identity::workload::Event>,
+    ),
+}
+
+/// `[identity] source = "workload-api"`: turns the stream's events into the same
+/// metrics, status-page problem and logs as file reloads.
+async fn workload_api_events(
+    state: Arc<AgentState>,
+    socket: String,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::identity::workload::Event>,
+) {
+    use crate::identity::workload::Event;
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Updated {
+                spiffe_id,
+                serial,
+                not_after,
+                trust_domains,
+            } => {
+                state.metrics.identity_reload(true);
+                state.metrics.set_identity_not_after(Some(not_after));
+                *lock(&state.identity_problem) = None;
+                tracing::info!(
+                    socket = %socket,
+                    spiffe_id = %spiffe_id,
+                    serial = %serial,
+                    not_after = %crate::identity::load::rfc3339(not_after),
+                    trust_domains = %trust_domains.join(","),
+                    "identity updated from the Workload API; new handshakes use it"
+                );
+            }
+            Event::Rejected(problem) | Event::Lost(problem) => {
+                state.metrics.identity_reload(false);
+                let kept = state
+                    .creds
+                    .borrow()
+                    .client
+                    .as_ref()
+                    .ok()
+                    .map(|c| c.leaf.not_after);
+                match kept {
+                    Some(na) => tracing::warn!(
+                        problem = %problem,
+                        kept_until = %crate::identity::load::rfc3339(na),
+                        "Workload API update failed; keeping the previous identity until it expires"
+                    ),
+                    None => tracing::warn!(
+                        problem = %problem,
+                        "Workload API update failed; no valid identity (mtls probes fail with local/identity_unavailable)"
+                    ),
+                }
+                *lock(&state.identity_problem) = Some(problem);
+            }
+        }
+    }
+}
+
 async fn config_loop(
     state: Arc<AgentState>,
     opts: AgentOptions,
@@ -583,7 +681,17 @@ fn apply(state: &AgentState, discovers: &Discovers, mut new: Config, identity_ch
     if current.fleet != new.fleet {
         state.fleet_config.send_replace(new.fleet.clone());
     }
-    let identity_moved = current.identity != new.identity;
+    // Switching between files and the Workload API (or to another endpoint) needs a
+    // restart: the running identity keeps its source.
+    let source_of = |c: &Config| c.identity.as_ref().and_then(|i| i.workload_api.clone());
+    let source_changed = source_of(&current) != source_of(&new);
+    if source_changed {
+        tracing::warn!(
+            setting = "identity.source",
+            "changed in the config; restart the agent to apply it"
+        );
+    }
+    let identity_moved = current.identity != new.identity && !source_changed;
     // Settings that need a restart keep their running values.
     let mut next = new;
     next.agent.source.clone_from(&current.agent.source);
@@ -593,6 +701,9 @@ fn apply(state: &AgentState, discovers: &Discovers, mut new: Config, identity_ch
         .dns_servers
         .clone_from(&current.agent.dns_servers);
     next.serve.clone_from(&current.serve);
+    if source_changed {
+        next.identity.clone_from(&current.identity);
+    }
     *current = next;
     drop(current);
     if identity_moved {

@@ -144,6 +144,7 @@ mod tests {
             reload: Duration::from_secs(1),
             trust_domain: None,
             trust_domain_aliases: Vec::new(),
+            workload_api: None,
         };
         std::fs::write(&cfg.cert, ours.chain_pem()).unwrap();
         std::fs::write(&cfg.key, ours.key_pem()).unwrap();
@@ -212,6 +213,7 @@ mod tests {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             http: None,
+            grpc: None,
             origin: Origin::Configured,
             fleet: Default::default(),
         });

@@ -324,7 +324,8 @@ fn write_summary(out: &mut dyn fmt::Write, t: &Tally, runbook: &str) -> fmt::Res
 }
 
 /// Failing namespaces shown as chips; the rest are folded into one line.
-const MAX_NS_CHIPS: usize = 12;
+// Seven keep the summary to two lines at 1400 px, so the table starts on the first screen.
+const MAX_NS_CHIPS: usize = 7;
 
 /// One namespace's counts, for the summary above the table.
 #[derive(Default)]
@@ -559,6 +560,7 @@ mod tests {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             http: None,
+            grpc: None,
             origin,
             fleet: Default::default(),
         })
@@ -624,6 +626,7 @@ mod tests {
             }),
             http: None,
             far_side: None,
+            grpc: None,
             at: rfc3339(now() - Duration::from_secs(4)).to_string(),
         }
     }
@@ -737,6 +740,40 @@ mod tests {
         // Name, detail, SPIFFE ID, server header, address; source ×3, readiness,
         // identity ×2 (banner and facts), config.
         assert!(html.matches(escaped).count() >= 12, "{html}");
+    }
+
+    #[test]
+    fn a_grpc_answer_is_shown_in_the_expanded_row() {
+        let t = mtls("shop/grpc");
+        let mut r = report(&t, Some(Reason::UnexpectedStatus), "NOT_SERVING");
+        r.grpc = Some(crate::report::GrpcInfo {
+            service: "shop.Cart".into(),
+            status: Some("OK"),
+            code: Some(0),
+            message: None,
+            health: Some("NOT_SERVING"),
+        });
+        let html = page(&[edge(t, Some(r))]);
+        assert!(
+            html.contains("<dt>gRPC</dt><dd>shop.Cart NOT_SERVING</dd>"),
+            "{html}"
+        );
+        let t = mtls("shop/denied");
+        let mut r = report(&t, Some(Reason::RbacDenied), "PERMISSION_DENIED");
+        r.grpc = Some(crate::report::GrpcInfo {
+            service: String::new(),
+            status: Some("PERMISSION_DENIED"),
+            code: Some(7),
+            message: Some("RBAC: <denied>".into()),
+            health: None,
+        });
+        let html = page(&[edge(t, Some(r))]);
+        assert!(
+            html.contains(
+                "<dt>gRPC</dt><dd>(server) PERMISSION_DENIED <small>RBAC: &lt;denied&gt;</small></dd>"
+            ),
+            "{html}"
+        );
     }
 
     #[test]
@@ -950,7 +987,7 @@ mod tests {
             ns.matches("<span class=\"chip bad\">").count(),
             MAX_NS_CHIPS
         );
-        assert!(ns.contains("8 more namespace(s) failing"), "{ns}");
+        assert!(ns.contains("13 more namespace(s) failing"), "{ns}");
         assert!(ns.contains("40 namespace(s) passing, 200 edges"), "{ns}");
         // A STRICT violation is the namespace's worst reason.
         assert!(

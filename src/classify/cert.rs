@@ -8,7 +8,6 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::{Failure, Reason};
 use crate::identity::load::{TrustBundle, rfc3339};
 use crate::tls::peer::CertSummary;
-use crate::tls::trust::SYSTEM_ROOTS;
 use crate::tls::words::webpki_words;
 
 /// Maps a webpki path-building error over the peer's chain to a failure.
@@ -64,17 +63,19 @@ pub fn chain_failure(
                 .and_then(|c| CertSummary::parse(c).ok())
                 .or(leaf.clone());
             let issuer = last.map(|c| c.issuer).unwrap_or_default();
+            // Per trust domain for Workload API bundles: name the one that was used.
+            let td = leaf
+                .as_ref()
+                .and_then(|l| l.spiffe_id.as_deref())
+                .and_then(|id| id.strip_prefix("spiffe://"))
+                .map(|rest| rest.split('/').next().unwrap_or(rest));
+            let (scope, subjects) = bundle.scope_for(td);
             Failure::new(
                 Reason::CertUntrusted,
                 format!(
                     "the chain does not reach the trust bundle: its issuer \"{issuer}\" is not \
-                     among {} ({})",
-                    if bundle.file == std::path::Path::new(SYSTEM_ROOTS) {
-                        SYSTEM_ROOTS.to_owned()
-                    } else {
-                        format!("the roots of {}", bundle.file.display())
-                    },
-                    quote_list(&bundle.subjects())
+                     among {scope} ({})",
+                    quote_list(&subjects)
                 ),
             )
         }

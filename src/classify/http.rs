@@ -98,6 +98,14 @@ const UPSTREAM_TLS_MARKERS: &[&str] = &[
     "certificate",
 ];
 
+/// Whether a proxy's error text names a TLS failure toward the upstream (Envoy's
+/// `TLS error`, BoringSSL's `SSL routines`, `CERTIFICATE_VERIFY_FAILED`, …); also used
+/// for gRPC `UNAVAILABLE` messages, which carry the same text.
+pub fn names_upstream_tls_failure(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    UPSTREAM_TLS_MARKERS.iter().any(|m| lower.contains(m))
+}
+
 /// Checks a response against `expect_status`; outside it, says which layer answered.
 pub fn classify_response(view: &ResponseView<'_>, expect: &StatusSet) -> Result<(), Failure> {
     if expect.contains(view.status) {

@@ -3,9 +3,11 @@
 //! `Stage` and `Reason` are closed sets: they become Prometheus label values, so they
 //! never carry free text. The free text lives in [`Failure::detail`]. Nothing in this
 //! module does I/O; foreign errors (`io::Error`, `rustls::Error`, `webpki::Error`,
-//! hyper errors, HTTP responses) are mapped here so every row can be table-tested.
+//! hyper errors, HTTP responses, gRPC answers) are mapped here so every row can be
+//! table-tested.
 
 pub mod cert;
+pub mod grpc;
 pub mod http;
 pub mod net;
 pub mod tls;

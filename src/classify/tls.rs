@@ -37,12 +37,11 @@ pub fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a ru
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(r);
         }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(r) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(r);
-                }
-            }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(r);
         }
         cur = e.source();
     }
@@ -97,6 +96,19 @@ pub fn handshake_failure(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure
     if let Some(r) = find_rustls_error(err) {
         return rustls_failure(r, ctx);
     }
+    let closed = matches!(
+        err.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    );
+    // TLS 1.2: the server checks our certificate before its own Finished, so a silent
+    // refusal is a close in the middle of the handshake, right after our flight. (After
+    // the handshake only the caller knows whether anything arrived in between.)
+    if closed && ctx.cert_requested && !ctx.after_handshake {
+        return silent_refusal(ctx, err.kind() != io::ErrorKind::UnexpectedEof);
+    }
     match err.kind() {
         io::ErrorKind::UnexpectedEof => Failure::refusal(
             Reason::PeerClosed,
@@ -121,6 +133,41 @@ pub fn handshake_failure(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure
             format!("TLS handshake I/O error: {err}"),
         ),
     }
+}
+
+/// SPEC §4: the server asked for a client certificate, then closed (`reset = false`) or
+/// reset the connection without sending a single record after the handshake: no alert,
+/// no session ticket, no HTTP/2 SETTINGS, no response byte. grpc-core, Java's
+/// `HttpsServer` and Node refuse a client certificate this way, so it is
+/// `client_cert_rejected` when ours was sent and `client_cert_required` when none was.
+///
+/// The caller decides that nothing arrived after the handshake (it alone sees the
+/// wire); a close after anything arrived is `request/connection_closed` instead.
+pub fn silent_refusal(ctx: &HandshakeContext<'_>, reset: bool) -> Failure {
+    let ended = if reset { "reset" } else { "closed" };
+    let when = if ctx.after_handshake {
+        "right after the TLS handshake"
+    } else {
+        "after our certificate, before finishing the TLS handshake"
+    };
+    let (reason, what) = if ctx.cert_sent {
+        (
+            Reason::ClientCertRejected,
+            "we sent our certificate and the server",
+        )
+    } else {
+        (Reason::ClientCertRequired, "we sent none and the server")
+    };
+    Failure::refusal(
+        reason,
+        format!(
+            "the server asked for a client certificate, {what} {ended} the connection {when} \
+             without sending anything (no alert, no session ticket, no response): a silent \
+             refusal of the client certificate, as grpc-core, Java and Node servers make one; a \
+             TCP-level authorization deny that closes right after the handshake looks the same \
+             on the wire"
+        ),
+    )
 }
 
 fn when(ctx: &HandshakeContext<'_>) -> &'static str {
@@ -462,6 +509,69 @@ mod tests {
             assert_eq!(f.reason, Reason::PeerClosed, "{kind:?}");
             assert!(f.refused_by_peer);
         }
+    }
+
+    #[test]
+    fn a_close_after_a_certificate_request_is_a_silent_refusal() {
+        let asked = |sent, after| HandshakeContext {
+            cert_requested: true,
+            cert_sent: sent,
+            after_handshake: after,
+            ..ctx()
+        };
+        let cases = [
+            // TLS 1.2: closed after our flight, inside the handshake.
+            (
+                io::ErrorKind::UnexpectedEof,
+                asked(true, false),
+                Reason::ClientCertRejected,
+                "closed",
+            ),
+            (
+                io::ErrorKind::ConnectionReset,
+                asked(true, false),
+                Reason::ClientCertRejected,
+                "reset",
+            ),
+            (
+                io::ErrorKind::UnexpectedEof,
+                asked(false, false),
+                Reason::ClientCertRequired,
+                "closed",
+            ),
+            // After the handshake only the caller knows whether anything arrived first.
+            (
+                io::ErrorKind::UnexpectedEof,
+                asked(true, true),
+                Reason::PeerClosed,
+                "closed",
+            ),
+            // No CertificateRequest: nothing about certificates to conclude.
+            (
+                io::ErrorKind::UnexpectedEof,
+                ctx(),
+                Reason::PeerClosed,
+                "closed",
+            ),
+        ];
+        for (kind, c, want, ended) in cases {
+            let f = handshake_failure(&io::Error::from(kind), &c);
+            assert_eq!(f.reason, want, "{kind:?} {c:?}");
+            assert!(f.refused_by_peer);
+            assert!(f.detail.contains(ended), "{}", f.detail);
+        }
+        let f = silent_refusal(&asked(true, true), false);
+        assert_eq!(f.reason, Reason::ClientCertRejected);
+        for fragment in [
+            "silent",
+            "TCP-level authorization deny",
+            "right after the TLS handshake",
+        ] {
+            assert!(f.detail.contains(fragment), "{}", f.detail);
+        }
+        let f = silent_refusal(&asked(false, true), true);
+        assert_eq!(f.reason, Reason::ClientCertRequired);
+        assert!(f.detail.contains("we sent none"), "{}", f.detail);
     }
 
     #[test]

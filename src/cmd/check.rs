@@ -1,5 +1,5 @@
-//! `mtls-prober check`: validate the config and the identity files, print the effective
-//! config. Never contacts a target.
+//! `mtls-prober check`: validate the config and the identity files (or fetch once from
+//! the SPIFFE Workload API), print the effective config. Never contacts a target.
 //!
 //! Problems come first, each naming the config key that named the file
 //! (`identity.cert`), and the exit code is 2. Only a valid config (or `--verbose`)
@@ -13,17 +13,26 @@ use std::time::SystemTime;
 use super::CmdError;
 use crate::classify::cert::human;
 use crate::cli::CheckArgs;
-use crate::config::{self, Config, Env, IdentityConfig, Mode, TrustSource, effective};
+use crate::config::{
+    self, Config, Env, IdentityConfig, Mode, TrustSource, WorkloadApiConfig, effective,
+};
 use crate::identity::load::{IdentityError, rfc3339};
-use crate::identity::load_parts;
+use crate::identity::{load_parts, workload};
 use crate::tls::trust::AnchorCache;
 
 /// Runs `check`.
-pub fn run(args: &CheckArgs, env: &Env) -> Result<ExitCode, CmdError> {
+pub async fn run(args: &CheckArgs, env: &Env) -> Result<ExitCode, CmdError> {
     let config = config::load(&args.config, env)?;
     let file = args.config.display().to_string();
     let mut report = Report::default();
-    check_identity(&config, &file, &mut report);
+    match config
+        .identity
+        .as_ref()
+        .and_then(|i| i.workload_api.as_ref())
+    {
+        Some(wa) => check_workload_api(&config, wa, &mut report).await,
+        None => check_identity(&config, &file, &mut report),
+    }
     check_target_cas(&config, &file, &mut report);
     sources(&config, &args.config, &mut report);
     if config.targets.is_empty() && config.discover.is_empty() {
@@ -95,6 +104,66 @@ fn keyed(file: &str, id: &IdentityConfig, e: &IdentityError) -> String {
         return format!("{file}: [identity]: {e}");
     };
     format!("{file}: {key}: {e}")
+}
+
+/// `source = "workload-api"`: fetches one X.509 context (SPEC §13) and reports the
+/// SVID's SPIFFE ID, its `not_after` and the bundles' trust domains.
+async fn check_workload_api(config: &Config, wa: &WorkloadApiConfig, report: &mut Report) {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let now = SystemTime::now();
+    let fetched = match workload::fetch_once(wa, &provider, now).await {
+        Ok(f) => f,
+        Err(problem) => {
+            report.problems.push(problem);
+            return;
+        }
+    };
+    let c = &fetched.client;
+    report.lines.push(format!(
+        "✓ Workload API {}: X.509 SVID parsed, key matches, chain reaches its trust \
+         domain's bundle{}",
+        wa.socket,
+        wa.svid_hint
+            .as_deref()
+            .map(|h| format!(" (svid_hint {h:?})"))
+            .unwrap_or_default()
+    ));
+    let left = c.leaf.not_after.duration_since(now).unwrap_or_default();
+    report.lines.push(format!(
+        "✓ valid {} .. {} ({} left), serial {}",
+        rfc3339(c.leaf.not_before),
+        rfc3339(c.leaf.not_after),
+        human(left),
+        c.leaf.serial
+    ));
+    match &c.spiffe_id {
+        Some(sid) => report.lines.push(format!("✓ SPIFFE ID {sid}")),
+        None => report.problems.push(format!(
+            "Workload API {}: the SVID has no SPIFFE ID",
+            wa.socket
+        )),
+    }
+    report
+        .lines
+        .push("✓ trust bundles (each peer is verified with its own trust domain's):".into());
+    for td in fetched.bundle.trust_domains() {
+        let (_, subjects) = fetched.bundle.scope_for(Some(td));
+        report
+            .lines
+            .push(format!("    {td}: {} root(s)", subjects.len()));
+    }
+    if let (Some(sid), Some(id)) = (&c.spiffe_id, &config.identity)
+        && let Some(td) = &id.trust_domain
+    {
+        let ours = sid.trust_domain();
+        if ours != td.as_str() && !id.trust_domain_aliases.iter().any(|a| a.as_str() == ours) {
+            report.problems.push(format!(
+                "Workload API {}: our SPIFFE ID {sid} is not in identity.trust_domain {td} \
+                 or its aliases",
+                wa.socket
+            ));
+        }
+    }
 }
 
 fn check_identity(config: &Config, file: &str, report: &mut Report) {

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod plan;
 pub mod probe;
 pub mod run;
 pub mod watch;
@@ -33,10 +34,11 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     let env: Env = process_env();
     let result = match cli.command {
         Command::Probe(args) => probe::run(args, &env).await,
-        Command::Check(args) => check::run(&args, &env),
+        Command::Check(args) => check::run(&args, &env).await,
         Command::Run(args) => run::run(args, env).await,
         Command::Watch(args) => watch::run(args, &env).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Plan(args) => plan::run(&args, &env),
     };
     match result {
         Ok(code) => code,

@@ -77,7 +77,7 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let prober = Prober::new(resolver, clock.clone());
-    let creds = Credentials::load(config.identity.as_ref(), prober.provider(), clock.now());
+    let creds = Credentials::fetch(config.identity.as_ref(), prober.provider(), clock.now()).await;
     let reports = probe_all(&prober, &creds, targets, &config).await;
     let mut all_ok = true;
     let text = TextOptions {
@@ -242,6 +242,11 @@ fn adhoc_config(address: &str, args: &ProbeArgs, env: &Env) -> Result<Config, Cm
         http.insert("path".into(), Value::String(path.clone()));
         t.insert("http".into(), Value::Table(http));
     }
+    if let Some(service) = &args.grpc_service {
+        let mut grpc = Table::new();
+        grpc.insert("service".into(), Value::String(service.clone()));
+        t.insert("grpc".into(), Value::Table(grpc));
+    }
     root.insert("target".into(), Value::Array(vec![Value::Table(t)]));
     let text = toml::to_string(&root).map_err(|e| CmdError(format!("internal: {e}")))?;
     config::load_str(&text, "command line", env).map_err(|e| {
@@ -254,6 +259,7 @@ fn adhoc_config(address: &str, args: &ProbeArgs, env: &Env) -> Result<Config, Cm
                 match k {
                     "address" | "name" => "ADDRESS".to_owned(),
                     "path" => "--http-path".to_owned(),
+                    "service" => "--grpc-service".to_owned(),
                     other => format!("--{}", other.replace('_', "-")),
                 }
             })

@@ -38,10 +38,22 @@ pub fn render(config: &Config) -> String {
 
     if let Some(id) = &config.identity {
         let mut t = Table::new();
-        t.insert("cert".into(), s(id.cert.display()));
-        t.insert("key".into(), s(id.key.display()));
-        t.insert("ca".into(), s(id.ca.display()));
-        t.insert("reload".into(), dur(id.reload));
+        match &id.workload_api {
+            // The Workload API streams the SVID and bundles: no files, no reload period.
+            Some(wa) => {
+                t.insert("source".into(), s("workload-api"));
+                t.insert("socket".into(), s(&wa.socket));
+                if let Some(hint) = &wa.svid_hint {
+                    t.insert("svid_hint".into(), s(hint));
+                }
+            }
+            None => {
+                t.insert("cert".into(), s(id.cert.display()));
+                t.insert("key".into(), s(id.key.display()));
+                t.insert("ca".into(), s(id.ca.display()));
+                t.insert("reload".into(), dur(id.reload));
+            }
+        }
         if let Some(td) = &id.trust_domain {
             t.insert("trust_domain".into(), s(td.as_str()));
         }
@@ -173,6 +185,14 @@ fn probe_keys(table: &mut Table, t: &Target) {
     if let Some(h) = &t.http {
         table.insert("http".into(), Value::Table(http_table(h)));
     }
+    if let Some(g) = &t.grpc {
+        let mut grpc = Table::new();
+        grpc.insert("service".into(), s(&g.service));
+        if let Some(authority) = &g.authority {
+            grpc.insert("authority".into(), s(authority));
+        }
+        table.insert("grpc".into(), Value::Table(grpc));
+    }
 }
 
 fn http_table(h: &HttpCheck) -> Table {
@@ -273,5 +293,23 @@ mod tests {
             load_str(&text, "effective", &Env::new()).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(again.targets, config.targets);
         assert_eq!(again.fleet, config.fleet);
+    }
+
+    /// `source = "workload-api"` and `[target.grpc]` read back as themselves.
+    #[test]
+    fn workload_api_identity_and_grpc_checks_round_trip() {
+        let text = "[identity]\nsource = \"workload-api\"\nsocket = \"unix:///run/spire.sock\"\n\
+                    svid_hint = \"internal\"\ntrust_domain = \"cluster.local\"\n\
+                    [[target]]\nname = \"shop/grpc\"\naddress = \"shop:9090\"\n\
+                    [target.grpc]\nservice = \"shop.Cart\"\nauthority = \"cart.shop\"\n";
+        let config = load_str(text, "probes.toml", &Env::new()).expect("valid");
+        let rendered = render(&config);
+        assert!(rendered.contains("source = \"workload-api\""), "{rendered}");
+        assert!(!rendered.contains("cert ="), "{rendered}");
+        assert!(rendered.contains("[target.grpc]"), "{rendered}");
+        let mut again = load_str(&rendered, "effective", &Env::new())
+            .unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+        again.origin = config.origin.clone();
+        assert_eq!(again, config, "{rendered}");
     }
 }

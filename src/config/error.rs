@@ -134,13 +134,13 @@ impl EnvKeys {
         let Some(key) = &err.key else {
             return;
         };
-        if self.var_for(key).is_none() {
-            if let Some(var) = self.var_in_entry(key) {
-                err.problem.push_str(&format!(
-                    " (environment variable {var} sets a key of this entry; an index the \
-                     file does not have creates a new, incomplete entry)"
-                ));
-            }
+        if self.var_for(key).is_none()
+            && let Some(var) = self.var_in_entry(key)
+        {
+            err.problem.push_str(&format!(
+                " (environment variable {var} sets a key of this entry; an index the \
+                 file does not have creates a new, incomplete entry)"
+            ));
         }
         if let Some(var) = self.var_for(key) {
             err.problem

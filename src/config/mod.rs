@@ -27,13 +27,23 @@ pub use error::ConfigError;
 use crate::identity::spiffe::{SpiffeId, TrustDomain};
 
 /// The environment variables the loader may read: `MTLS_PROBER_*` overrides,
-/// `NODE_NAME` and `POD_IP`. Passed in explicitly so tests never touch the process environment.
+/// `NODE_NAME`, `POD_IP` and `SPIFFE_ENDPOINT_SOCKET`. Passed in explicitly so tests never
+/// touch the process environment.
 pub type Env = BTreeMap<String, String>;
+
+/// The variable that names the SPIFFE Workload API endpoint (SPIFFE Workload Endpoint
+/// spec §4), the default of `[identity] socket`.
+pub const SPIFFE_ENDPOINT_SOCKET: &str = "SPIFFE_ENDPOINT_SOCKET";
 
 /// Reads the process environment into an [`Env`] (only the variables the loader uses).
 pub fn process_env() -> Env {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("MTLS_PROBER_") || k == "NODE_NAME" || k == "POD_IP")
+        .filter(|(k, _)| {
+            k.starts_with("MTLS_PROBER_")
+                || k == "NODE_NAME"
+                || k == "POD_IP"
+                || k == SPIFFE_ENDPOINT_SOCKET
+        })
         .collect()
 }
 
@@ -134,11 +144,14 @@ pub struct AgentConfig {
 /// `[identity]`: the client identity used for mTLS probes and `[serve]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct IdentityConfig {
-    /// PEM certificate chain, leaf first.
+    /// PEM certificate chain, leaf first (empty with `workload_api`).
+    #[serde(skip_serializing_if = "path_is_empty")]
     pub cert: PathBuf,
-    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1) (empty with `workload_api`).
+    #[serde(skip_serializing_if = "path_is_empty")]
     pub key: PathBuf,
-    /// PEM trust bundle (one or more roots).
+    /// PEM trust bundle (one or more roots) (empty with `workload_api`).
+    #[serde(skip_serializing_if = "path_is_empty")]
     pub ca: PathBuf,
     /// How often the files are re-read.
     #[serde(with = "humantime_serde_compat")]
@@ -147,6 +160,37 @@ pub struct IdentityConfig {
     pub trust_domain: Option<TrustDomain>,
     /// Trust domains treated as equal to `trust_domain`.
     pub trust_domain_aliases: Vec<TrustDomain>,
+    /// `source = "workload-api"`: the SVID and the bundles come from the SPIFFE
+    /// Workload API instead of `cert`, `key` and `ca` (SPEC §13).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub workload_api: Option<WorkloadApiConfig>,
+}
+
+/// `[identity] source = "workload-api"`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct WorkloadApiConfig {
+    /// The endpoint, `unix:///path` or `tcp://IP:PORT` (SPIFFE Workload Endpoint spec).
+    pub socket: String,
+    /// The X.509 SVID to use when several are returned: the one with this hint.
+    pub svid_hint: Option<String>,
+}
+
+impl Serialize for WorkloadApiConfig {
+    /// As written in `[identity]` (`source`, `socket`, `svid_hint`), for `check`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("source", "workload-api")?;
+        map.serialize_entry("socket", &self.socket)?;
+        if let Some(hint) = &self.svid_hint {
+            map.serialize_entry("svid_hint", hint)?;
+        }
+        map.end()
+    }
+}
+
+fn path_is_empty(p: &Path) -> bool {
+    p.as_os_str().is_empty()
 }
 
 /// `[serve]`: this agent as a target for its peers.
@@ -413,10 +457,22 @@ pub struct Target {
     pub timeout: Duration,
     /// The HTTP request, if any.
     pub http: Option<HttpCheck>,
+    /// The gRPC health check, if any (never together with `http`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcCheck>,
     /// Where this edge came from.
     pub origin: Origin,
     /// Whether the fleet shares this edge out or every agent probes it (`fleet`).
     pub fleet: FleetScope,
+}
+
+/// `[target.grpc]`: a `grpc.health.v1.Health/Check` call (SPEC §13).
+#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
+pub struct GrpcCheck {
+    /// The service asked about; `""` is the server as a whole.
+    pub service: String,
+    /// The `:authority` of the call; `None` = `server_name:port`.
+    pub authority: Option<String>,
 }
 
 /// `[[discover]]`: edges created from the addresses of a DNS name.

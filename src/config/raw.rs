@@ -91,6 +91,15 @@ pub struct RawIdentity {
     pub trust_domain: Option<String>,
     /// `trust_domain_aliases`: trust domains treated as equal to `trust_domain`.
     pub trust_domain_aliases: Option<Vec<String>>,
+    /// `source`: `files` (default: `cert`, `key`, `ca`) or `workload-api` (the SPIFFE
+    /// Workload API, SPEC §13).
+    pub source: Option<String>,
+    /// `socket`: the Workload API endpoint, `unix:///path` or `tcp://IP:PORT`; default
+    /// `$SPIFFE_ENDPOINT_SOCKET`. Only with `source = "workload-api"`.
+    pub socket: Option<String>,
+    /// `svid_hint`: which X.509 SVID to use when the Workload API returns several;
+    /// default the first. Only with `source = "workload-api"`.
+    pub svid_hint: Option<String>,
 }
 
 /// `[serve]`.
@@ -147,6 +156,8 @@ pub struct RawTarget {
     /// `fleet`: `shared` (probed by `probers_per_target` agents of the fleet) or `all`
     /// (by every agent); default `shared`. Without `[fleet]` every agent probes all.
     pub fleet: Option<String>,
+    /// `[target.grpc]`: a `grpc.health.v1.Health/Check` call instead of `http`.
+    pub grpc: Option<RawGrpc>,
 }
 
 impl RawTarget {
@@ -166,6 +177,7 @@ impl RawTarget {
             timeout: self.timeout.take(),
             http: self.http.take(),
             fleet: self.fleet.take(),
+            grpc: self.grpc.take(),
         }
     }
 }
@@ -202,6 +214,8 @@ pub struct RawProbe {
     pub http: Option<RawHttp>,
     /// `fleet`: `shared` or `all`; default `shared`.
     pub fleet: Option<String>,
+    /// `[target.grpc]`: a `grpc.health.v1.Health/Check` call instead of `http`.
+    pub grpc: Option<RawGrpc>,
 }
 
 /// `[target.http]` (also `[discover.http]`).
@@ -219,6 +233,17 @@ pub struct RawHttp {
     pub headers: Option<BTreeMap<String, String>>,
     /// `max_body_bytes`: the most of the body that is read; default 65536.
     pub max_body_bytes: Option<String>,
+}
+
+/// `[target.grpc]` (also `[discover.grpc]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table ([target.grpc])")]
+pub struct RawGrpc {
+    /// `service`: the service name sent in the `HealthCheckRequest`; default `""`
+    /// (the server as a whole).
+    pub service: Option<String>,
+    /// `authority`: the `:authority` of the call; default `server_name:port`.
+    pub authority: Option<String>,
 }
 
 /// One `[[discover]]`.
@@ -263,6 +288,8 @@ pub struct RawDiscover {
     /// `fleet`: `shared` (each discovered address probed by `probers_per_target`
     /// agents) or `all` (by every agent: the full mesh); default `shared`.
     pub fleet: Option<String>,
+    /// `[target.grpc]`: a `grpc.health.v1.Health/Check` call instead of `http`.
+    pub grpc: Option<RawGrpc>,
 }
 
 impl RawDiscover {
@@ -282,6 +309,7 @@ impl RawDiscover {
             timeout: self.timeout.take(),
             http: self.http.take(),
             fleet: self.fleet.take(),
+            grpc: self.grpc.take(),
         }
     }
 }

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use super::dns::DnsServer;
 use super::peers::{
-    Behavior, ClientAuth, HttpBehavior, PeerServer, RawAction, Response, ServerOpts, server_config,
-    spawn, spawn_full_backlog, spawn_refused,
+    Behavior, ClientAuth, GrpcBehavior, HttpBehavior, PeerServer, RawAction, Response, ServerOpts,
+    server_config, spawn, spawn_full_backlog, spawn_refused,
 };
 use super::pki::{Ca, Leaf, LeafSpec};
 use crate::classify::Reason;
@@ -213,6 +214,7 @@ fn services(root: &Ca, ca: &Ca, foreign: &Ca) -> Result<Vec<Service>, Box<dyn st
     use Reason as R;
     let leaf = |ns: &str, sa: &str| ca.issue(&LeafSpec::spiffe(&spiffe(ns, sa)));
     let d = ServerOpts::default();
+    let h2 = ServerOpts::default().with_alpn(&[b"h2"]);
     let id = |ns: &str, sa: &str| format!("spiffe_id = \"{}\"\n", spiffe(ns, sa));
     let svc = |name, what, server, keys: String, http, expected| Service {
         name,
@@ -575,6 +577,44 @@ fn services(root: &Ca, ca: &Ca, foreign: &Ca) -> Result<Vec<Service>, Box<dyn st
             id("flaky-dns", "api"),
             true,
             Fail(R::DnsError),
+        ),
+        // gRPC services (SPEC §13): grpc.health.v1 over mTLS, with the h2c companion.
+        Service {
+            companion: Some(Pass),
+            ..svc(
+                "shipping/grpc",
+                "healthy gRPC service: grpc.health.v1 SERVING, STRICT",
+                tls(
+                    strict_config(&leaf("shipping", "grpc")?, root, &h2)?,
+                    HttpBehavior::Grpc(GrpcBehavior::health(
+                        "shipping.v1.Shipping",
+                        ServingStatus::Serving,
+                    )),
+                ),
+                format!(
+                    "{}verify_strict = true\n[target.grpc]\nservice = \"shipping.v1.Shipping\"\n",
+                    id("shipping", "grpc")
+                ),
+                false,
+                Pass,
+            )
+        },
+        svc(
+            "ledger/grpc",
+            "gRPC service whose health check says NOT_SERVING",
+            tls(
+                strict_config(&leaf("ledger", "grpc")?, root, &h2)?,
+                HttpBehavior::Grpc(GrpcBehavior::health(
+                    "ledger.v1.Ledger",
+                    ServingStatus::NotServing,
+                )),
+            ),
+            format!(
+                "{}[target.grpc]\nservice = \"ledger.v1.Ledger\"\n",
+                id("ledger", "grpc")
+            ),
+            false,
+            Fail(R::UnexpectedStatus),
         ),
     ];
     Ok(v)

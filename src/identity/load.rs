@@ -59,9 +59,13 @@ pub struct Root {
 }
 
 /// The CA bundle used to verify peers (and our own chain).
+///
+/// From a file, every root verifies every peer. From the SPIFFE Workload API it is a
+/// trust-anchor store keyed by trust domain ([`Self::per_domain`]): a peer is verified
+/// only with the bundle of its own trust domain, never a pooled set (SPEC §13).
 #[derive(Debug)]
 pub struct TrustBundle {
-    /// The file it came from.
+    /// The file it came from (for Workload API bundles: the endpoint).
     pub file: PathBuf,
     roots: Vec<Root>,
     anchors: Vec<TrustAnchor<'static>>,
@@ -69,6 +73,23 @@ pub struct TrustBundle {
     pub content_sha256: [u8; 32],
     /// Chain links verified against these roots; a new bundle starts empty.
     chain_cache: ChainCache,
+    /// Workload API bundles by trust domain; `None` for a file.
+    domains: Option<Domains>,
+}
+
+/// The per-trust-domain part of a Workload API bundle.
+#[derive(Debug)]
+struct Domains {
+    /// Our own trust domain (the SVID's): the bundle for peers without a SPIFFE ID.
+    own: String,
+    /// Each trust domain's anchors and root subjects, by trust domain name.
+    by_name: std::collections::BTreeMap<String, DomainRoots>,
+}
+
+#[derive(Debug)]
+struct DomainRoots {
+    anchors: Vec<TrustAnchor<'static>>,
+    subjects: Vec<String>,
 }
 
 impl TrustBundle {
@@ -125,6 +146,7 @@ impl TrustBundle {
             anchors,
             content_sha256,
             chain_cache: ChainCache::default(),
+            domains: None,
         })
     }
 
@@ -140,9 +162,123 @@ impl TrustBundle {
         &self.chain_cache
     }
 
-    /// The trust anchors, for webpki.
+    /// A Workload API bundle set: each trust domain's roots (`own` is the SVID's trust
+    /// domain and must be among them). `origin` names the endpoint in messages.
+    pub fn per_domain(
+        origin: &Path,
+        own: &str,
+        bundles: Vec<(String, Vec<CertificateDer<'static>>)>,
+        content_sha256: [u8; 32],
+    ) -> Result<Self, IdentityError> {
+        let mut all = Vec::new();
+        let mut by_name = std::collections::BTreeMap::new();
+        for (td, certs) in bundles {
+            let named = origin.join(format!("bundle of trust domain {td}"));
+            let part = Self::from_certs(&named, certs, [0; 32])?;
+            by_name.insert(
+                td,
+                DomainRoots {
+                    anchors: part.anchors.clone(),
+                    subjects: part.roots.iter().map(|r| r.subject.clone()).collect(),
+                },
+            );
+            all.extend(part.roots);
+        }
+        if !by_name.contains_key(own) {
+            return Err(IdentityError::new(
+                origin,
+                format!(
+                    "no trust bundle for our own trust domain {own} (bundles: {})",
+                    by_name.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let anchors = all.iter().map(|r| r.anchor.clone()).collect();
+        Ok(Self {
+            file: origin.to_owned(),
+            roots: all,
+            anchors,
+            content_sha256,
+            chain_cache: ChainCache::default(),
+            domains: Some(Domains {
+                own: own.to_owned(),
+                by_name,
+            }),
+        })
+    }
+
+    /// Every trust anchor (of every trust domain): for naming roots and for `[serve]`.
+    /// Peer verification uses [`Self::anchors_for`].
     pub fn anchors(&self) -> &[TrustAnchor<'static>] {
         &self.anchors
+    }
+
+    /// The anchors a peer whose SPIFFE ID is in `trust_domain` (`None`: no SPIFFE ID)
+    /// must chain to: every root of a file bundle; for Workload API bundles only the
+    /// bundle of that trust domain (ours when `None`), or an error naming the domains
+    /// that do have one.
+    pub fn anchors_for(
+        &self,
+        trust_domain: Option<&str>,
+    ) -> Result<&[TrustAnchor<'static>], String> {
+        let Some(domains) = &self.domains else {
+            return Ok(&self.anchors);
+        };
+        let td = trust_domain.unwrap_or(&domains.own);
+        domains
+            .by_name
+            .get(td)
+            .map(|d| d.anchors.as_slice())
+            .ok_or_else(|| {
+                format!(
+                    "the Workload API at {} gave no trust bundle for trust domain {td} (bundles \
+                     for: {})",
+                    self.file.display(),
+                    self.trust_domains().join(", ")
+                )
+            })
+    }
+
+    /// Whether peers are verified per trust domain (Workload API bundles).
+    pub fn is_per_domain(&self) -> bool {
+        self.domains.is_some()
+    }
+
+    /// The trust domains with a bundle (Workload API bundles; empty for a file).
+    pub fn trust_domains(&self) -> Vec<&str> {
+        self.domains
+            .as_ref()
+            .map(|d| d.by_name.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// What a peer of `trust_domain` was checked against, for details: the file and all
+    /// root subjects, or the one trust domain's bundle and its subjects.
+    pub fn scope_for(&self, trust_domain: Option<&str>) -> (String, Vec<&str>) {
+        match &self.domains {
+            None if self.file == Path::new(crate::tls::trust::SYSTEM_ROOTS) => {
+                (crate::tls::trust::SYSTEM_ROOTS.to_owned(), self.subjects())
+            }
+            None => (
+                format!("the roots of {}", self.file.display()),
+                self.subjects(),
+            ),
+            Some(d) => {
+                let td = trust_domain.unwrap_or(&d.own);
+                let subjects = d
+                    .by_name
+                    .get(td)
+                    .map(|r| r.subjects.iter().map(String::as_str).collect())
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "the roots of {td}'s trust bundle from {}",
+                        self.file.display()
+                    ),
+                    subjects,
+                )
+            }
+        }
     }
 
     /// The roots in file order.
@@ -345,13 +481,18 @@ fn verify_own_chain(
 ) -> Result<(), IdentityError> {
     let ee = webpki::EndEntityCert::try_from(&chain[0])
         .map_err(|e| IdentityError::new(file, format!("the leaf certificate is malformed: {e}")))?;
+    // Our own trust domain's bundle only, for Workload API bundles.
+    let own_td = leaf_trust_domain(&chain[0]);
+    let anchors = bundle
+        .anchors_for(own_td.as_deref())
+        .map_err(|e| IdentityError::new(file, e))?;
     let now = UnixTime::since_unix_epoch(
         now.duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default(),
     );
     ee.verify_for_usage(
         provider.signature_verification_algorithms.all,
-        bundle.anchors(),
+        anchors,
         &chain[1..],
         now,
         webpki::KeyUsage::client_auth(),
@@ -360,20 +501,27 @@ fn verify_own_chain(
     )
     .map(|_| ())
     .map_err(|e| {
+        let (scope, subjects) = bundle.scope_for(own_td.as_deref());
         let issuer = CertSummary::parse(chain.last().unwrap_or(&chain[0]))
             .map(|s| s.issuer)
             .unwrap_or_default();
         IdentityError::new(
             file,
             format!(
-                "the chain does not verify against the trust bundle {} for client \
-                 authentication: {} (chain ends at issuer \"{issuer}\"; bundle roots: {})",
-                bundle.file.display(),
+                "the chain does not verify against {scope} for client authentication: {} \
+                 (chain ends at issuer \"{issuer}\"; bundle roots: {})",
                 crate::tls::words::webpki_words(&e),
-                bundle.subjects().join("; ")
+                subjects.join("; ")
             ),
         )
     })
+}
+
+/// The trust domain of a certificate's SPIFFE ID, if it has one.
+fn leaf_trust_domain(der: &CertificateDer<'_>) -> Option<String> {
+    let id = CertSummary::parse(der).ok()?.spiffe_id?;
+    let rest = id.strip_prefix("spiffe://")?;
+    Some(rest.split('/').next().unwrap_or(rest).to_owned())
 }
 
 fn read(file: &Path) -> Result<Vec<u8>, IdentityError> {
@@ -437,4 +585,75 @@ pub fn rfc3339(t: SystemTime) -> String {
         SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799),
     ))
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::pki::Ca;
+
+    #[test]
+    fn a_workload_api_bundle_keeps_each_trust_domain_apart() {
+        let own = Ca::root("own root").unwrap();
+        let partner = Ca::root("partner root").unwrap();
+        let origin = Path::new("unix:///run/spire/agent.sock");
+        let bundle = TrustBundle::per_domain(
+            origin,
+            "cluster.local",
+            vec![
+                ("cluster.local".into(), vec![own.cert().clone()]),
+                ("partner.example".into(), vec![partner.cert().clone()]),
+            ],
+            [0; 32],
+        )
+        .unwrap();
+        assert!(bundle.is_per_domain());
+        assert_eq!(bundle.trust_domains(), ["cluster.local", "partner.example"]);
+        let own_anchor = webpki::anchor_from_trusted_cert(own.cert()).unwrap();
+        let partner_anchor = webpki::anchor_from_trusted_cert(partner.cert()).unwrap();
+        // Each domain only its own roots; no SPIFFE ID means our own domain.
+        for (td, want) in [
+            (Some("cluster.local"), &own_anchor),
+            (None, &own_anchor),
+            (Some("partner.example"), &partner_anchor),
+        ] {
+            let anchors = bundle.anchors_for(td).unwrap();
+            assert_eq!(anchors.len(), 1, "{td:?}");
+            assert_eq!(anchors[0].subject, want.subject, "{td:?}");
+        }
+        let e = bundle.anchors_for(Some("stranger.example")).unwrap_err();
+        assert!(
+            e.contains("stranger.example") && e.contains("partner.example"),
+            "{e}"
+        );
+        let (scope, subjects) = bundle.scope_for(Some("partner.example"));
+        assert!(scope.contains("partner.example's trust bundle"), "{scope}");
+        assert_eq!(subjects, ["O=mtls-prober test PKI, CN=partner root"]);
+        // Every root, for naming and [serve]'s hints.
+        assert_eq!(bundle.anchors().len(), 2);
+
+        // A set without our own domain's bundle is refused.
+        let e = TrustBundle::per_domain(
+            origin,
+            "cluster.local",
+            vec![("partner.example".into(), vec![partner.cert().clone()])],
+            [0; 32],
+        )
+        .unwrap_err();
+        assert!(
+            e.problem
+                .contains("no trust bundle for our own trust domain"),
+            "{e}"
+        );
+
+        // A file bundle verifies everyone with all its roots.
+        let file = TrustBundle::from_certs(
+            Path::new("ca.pem"),
+            vec![own.cert().clone(), partner.cert().clone()],
+            [0; 32],
+        )
+        .unwrap();
+        assert!(!file.is_per_domain());
+        assert_eq!(file.anchors_for(Some("partner.example")).unwrap().len(), 2);
+    }
 }

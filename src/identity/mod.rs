@@ -1,10 +1,12 @@
 //! The agent's own identity: certificate chain, private key and trust bundle.
 //!
-//! This module never imports `probe`: it loads and checks files, and hands out
-//! immutable, validated snapshots ([`Credentials`]).
+//! This module never imports `probe`: it loads and checks files (or follows the SPIFFE
+//! Workload API, [`workload`]), and hands out immutable, validated snapshots
+//! ([`Credentials`]).
 
 pub mod load;
 pub mod spiffe;
+pub mod workload;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,15 +36,37 @@ impl Credentials {
     }
 
     /// Loads what `cfg` names. Problems are kept per part, never fatal: a probe that
-    /// does not need the broken part still runs.
+    /// does not need the broken part still runs. For the Workload API this is the
+    /// waiting state; [`Self::fetch`] and [`workload::follow`] get the SVID.
     pub fn load(cfg: Option<&IdentityConfig>, provider: &CryptoProvider, now: SystemTime) -> Self {
         let Some(cfg) = cfg else {
             return Self::none();
         };
+        if let Some(wa) = &cfg.workload_api {
+            return workload::waiting(wa);
+        }
         let (bundle, client) = load_parts(cfg, provider, now);
         Self {
             bundle: bundle.map(Arc::new).map_err(|e| e.to_string()),
             client: client.map(Arc::new).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl Credentials {
+    /// [`Self::load`], or one fetch from the Workload API (bounded by
+    /// [`workload::FETCH_TIMEOUT`]): for the one-shot commands (`probe`).
+    pub async fn fetch(
+        cfg: Option<&IdentityConfig>,
+        provider: &CryptoProvider,
+        now: SystemTime,
+    ) -> Self {
+        match cfg.and_then(|c| c.workload_api.as_ref()) {
+            Some(wa) => match workload::fetch_once(wa, provider, now).await {
+                Ok(f) => f.credentials(),
+                Err(problem) => Self::unavailable(&problem),
+            },
+            None => Self::load(cfg, provider, now),
         }
     }
 }

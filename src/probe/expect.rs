@@ -24,22 +24,31 @@ pub(super) fn apply(
             // Any HTTP answer that is not a refusal means the request was let through.
             Some(http) if f.reason.stage() == crate::classify::Stage::Request => (
                 false,
-                Some(let_through(
-                    target,
-                    format!("the peer answered HTTP {}", http.status),
-                )),
+                Some(let_through(target, answered(run, http.status))),
                 None,
             ),
             _ => (false, Some(f), None),
         },
         (Expect::Reject, Ok(())) => {
             let what = match &run.report.http {
-                Some(h) => format!("the peer answered HTTP {}", h.status),
+                Some(h) => answered(run, h.status),
                 None if target.mode == Mode::Plaintext => "the TCP connection was accepted".into(),
                 None => "the TLS handshake completed and the connection stayed open".into(),
             };
             (false, Some(let_through(target, what)), None)
         }
+    }
+}
+
+/// "the peer answered HTTP 200", or what it answered to the gRPC health check.
+fn answered(run: &Run, status: u16) -> String {
+    match &run.report.grpc {
+        Some(g) => format!(
+            "the peer answered the gRPC health check ({}{})",
+            g.status.unwrap_or("HTTP status only"),
+            g.health.map(|h| format!(", {h}")).unwrap_or_default()
+        ),
+        None => format!("the peer answered HTTP {status}"),
     }
 }
 

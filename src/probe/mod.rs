@@ -7,6 +7,7 @@
 
 mod expect;
 pub mod far_side;
+mod grpc;
 mod request;
 pub mod resolve;
 
@@ -24,7 +25,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::classify::net::{connect_failure, connect_timeout, human_ms, resolve_timeout};
-use crate::classify::tls::{HandshakeContext, handshake_failure};
+use crate::classify::tls::{HandshakeContext, handshake_failure, silent_refusal};
 use crate::classify::{Failure, Reason};
 use crate::clock::{Clock, RustlsTime};
 use crate::config::{HttpCheck, Mode, PeerExpectation, StatusSet, Target, TlsVersion};
@@ -255,11 +256,13 @@ impl Prober {
                 peer: None,
                 http: None,
                 far_side: None,
+                grpc: None,
                 at: rfc3339(self.clock.now()),
             },
             started,
             deadline,
             connected: false,
+            silence: None,
         };
         let outcome = self.walk(prepared, &mut run).await;
         let (ok, failure, detail) = expect::apply(target, &run, outcome);
@@ -337,6 +340,19 @@ impl Prober {
         let tcp = Sniff::new(tcp, wire.clone());
         match &prepared.setup {
             Setup::Plaintext => {
+                if let Some(g) = &target.grpc {
+                    // h2c with prior knowledge: the call a plaintext client would make.
+                    let hs = HandshakeContext {
+                        cert_requested: false,
+                        cert_sent: false,
+                        first_bytes: &[],
+                        bytes_read: 0,
+                        offered_versions: "",
+                        offered_alpn: "",
+                        after_handshake: true,
+                    };
+                    return grpc::exchange(tcp, target, g, run, &wire, hs, false).await;
+                }
                 let http = match (&target.http, target.expect) {
                     (Some(h), _) => Some(h.clone()),
                     (None, crate::config::Expect::Reject) => Some(default_http()),
@@ -423,17 +439,69 @@ impl Prober {
                 if let Some(v) = &c.verdict {
                     return Err(v.clone());
                 }
-                return Err(handshake_failure(&err, &prepared.context(&c, false)));
+                let mut f = handshake_failure(&err, &prepared.context(&c, false));
+                if f.reason == Reason::AlpnMismatch && target.grpc.is_some() {
+                    f.detail.push_str("; gRPC needs h2 (HTTP/2)");
+                }
+                return Err(f);
             }
             Ok(Ok(stream)) => stream,
         };
         run.report.tls = Some(tls_info(&stream));
+        // Only TLS 1.3 ends our side of the handshake before the server has judged our
+        // certificate; a TLS 1.2 server's Finished already says it accepted it (its
+        // silent refusal is a close mid-handshake, classified by `handshake_failure`).
+        let tls13 = stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        {
+            let c = wire.lock();
+            if c.cert_requested && tls13 {
+                run.silence = Some(Silence {
+                    wire: wire.clone(),
+                    bytes_at_handshake: c.bytes_read,
+                });
+            }
+        }
         // Istio's sidecars also negotiate their own ALPN names for the same protocols.
         let h2 = matches!(
             run.report.tls.as_ref().and_then(|t| t.alpn.as_deref()),
             Some("h2" | "istio-h2")
         );
 
+        if let Some(g) = &target.grpc {
+            // gRPC over TLS is HTTP/2 chosen by ALPN; a server that picks nothing or
+            // http/1.1 cannot answer it (grpc-go refuses such a connection too).
+            let alpn = run.report.tls.as_ref().and_then(|t| t.alpn.clone());
+            if !h2 {
+                return Err(Failure::new(
+                    Reason::AlpnMismatch,
+                    format!(
+                        "the server negotiated {} for our ALPN offer [{}]: gRPC needs h2 \
+                         (HTTP/2)",
+                        match &alpn {
+                            Some(p) => format!("\"{p}\""),
+                            None => "no application protocol".into(),
+                        },
+                        target.alpn.join(", ")
+                    ),
+                ));
+            }
+            let (requested, sent) = {
+                let c = wire.lock();
+                (c.cert_requested, c.cert_sent)
+            };
+            let hs = HandshakeContext {
+                cert_requested: requested,
+                cert_sent: sent,
+                first_bytes: &[],
+                bytes_read: 0,
+                offered_versions: &prepared.versions_text,
+                offered_alpn: &prepared.alpn_text,
+                after_handshake: true,
+            };
+            let app = CaptureSlot::default();
+            let io = Sniff::new(stream, app.clone());
+            return grpc::exchange(io, target, g, run, &app, hs, true).await;
+        }
         match &target.http {
             Some(http) => {
                 let (requested, sent) = {
@@ -465,8 +533,18 @@ impl Prober {
                 let read = timeout_at(until, stream.read(&mut buf)).await;
                 let total = run.report.timings_ms.tls.unwrap_or(0.0) + ms(t.elapsed());
                 run.report.timings_ms.tls = Some(total);
+                let silent = run.silent_since_handshake();
                 match read {
                     Err(_) | Ok(Ok(1..)) => Ok(()),
+                    Ok(Ok(0)) if silent => {
+                        let c = wire.lock();
+                        Err(silent_refusal(&prepared.context(&c, true), false))
+                    }
+                    Ok(Err(e)) if silent && is_close(&e) => {
+                        let c = wire.lock();
+                        let reset = e.kind() != std::io::ErrorKind::UnexpectedEof;
+                        Err(silent_refusal(&prepared.context(&c, true), reset))
+                    }
                     Ok(Ok(0)) => Err(Failure::refusal(
                         Reason::ConnectionClosed,
                         "the peer closed the connection right after the TLS handshake without \
@@ -516,6 +594,31 @@ struct Run {
     deadline: Instant,
     /// The TCP connect succeeded (a refusal after this proves something).
     connected: bool,
+    /// Set when a TLS 1.3 server asked for a client certificate and the handshake
+    /// finished: what tells a silent client-certificate refusal from a close (SPEC §4).
+    silence: Option<Silence>,
+}
+
+/// The wire as it stood when a handshake with a certificate request finished.
+struct Silence {
+    wire: CaptureSlot,
+    bytes_at_handshake: u64,
+}
+
+impl Silence {
+    /// Nothing has arrived since the handshake: no session ticket, no alert (not even
+    /// close_notify), no HTTP/2 SETTINGS, no response byte.
+    fn unbroken(&self) -> bool {
+        self.wire.lock().bytes_read == self.bytes_at_handshake
+    }
+}
+
+impl Run {
+    /// Whether the server asked for a certificate and has been silent since the
+    /// handshake; a close now is a silent client-certificate refusal.
+    fn silent_since_handshake(&self) -> bool {
+        self.silence.as_ref().is_some_and(Silence::unbroken)
+    }
 }
 
 async fn connect(
@@ -538,6 +641,17 @@ async fn connect(
         }
     }
     Err(last.unwrap_or_else(|| Failure::new(Reason::DnsNotFound, "no addresses to connect to")))
+}
+
+/// A close or reset as the transport reports it (no TLS error inside).
+fn is_close(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+    )
 }
 
 fn tls_info(stream: &TlsStream<Sniff<TcpStream>>) -> TlsInfo {
@@ -585,6 +699,7 @@ mod tests {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
             http: None,
+            grpc: None,
             origin: Origin::Configured,
             fleet: Default::default(),
         })

@@ -19,7 +19,7 @@ use crate::classify::http::{BODY_PREFIX_LEN, ResponseView, classify_response, re
 use crate::classify::net::human_ms;
 use crate::classify::tls::{
     HandshakeContext, escape_bytes, find_io_error, find_rustls_error, is_tls_alert_record,
-    rustls_failure,
+    rustls_failure, silent_refusal,
 };
 use crate::classify::{Failure, Reason};
 use crate::config::{HttpCheck, Target};
@@ -27,13 +27,13 @@ use crate::report::HttpInfo;
 use crate::tls::capture::CaptureSlot;
 
 /// Largest response head hyper will buffer (HTTP/1.1) or accept (h2 header list).
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How far the response got, readable after a timeout dropped the exchange.
 #[derive(Default)]
-struct Progress {
-    head: AtomicBool,
-    body_bytes: AtomicU64,
+pub(super) struct Progress {
+    pub(super) head: AtomicBool,
+    pub(super) body_bytes: AtomicU64,
 }
 
 /// Sends the request over `io` and classifies the answer.
@@ -85,7 +85,13 @@ where
                 },
             ));
         }
-        Ok(Err(e)) => return Err(error_failure(e, app, &hs, tls)),
+        Ok(Err(e)) => {
+            let seen = Seen {
+                silent: run.silent_since_handshake(),
+                head: progress.head.load(Ordering::Relaxed),
+            };
+            return Err(error_failure(e, app, &hs, tls, seen));
+        }
         Ok(Ok(r)) => r,
     };
     run.report.http = Some(HttpInfo {
@@ -126,9 +132,15 @@ struct Response {
     json: bool,
 }
 
-enum ExchangeError {
+pub(super) enum ExchangeError {
     Hyper(hyper::Error),
     BodyTooLarge(usize),
+}
+
+impl From<hyper::Error> for ExchangeError {
+    fn from(e: hyper::Error) -> Self {
+        Self::Hyper(e)
+    }
 }
 
 async fn send<IO>(
@@ -205,10 +217,11 @@ where
 /// Polls the connection and the exchange together until the exchange finishes. If the
 /// connection ends first, the exchange still completes (with the data or error the
 /// connection left behind).
-async fn drive<C, F>(conn: C, exchange: F) -> Result<Response, ExchangeError>
+pub(super) async fn drive<C, F, T, E>(conn: C, exchange: F) -> Result<T, E>
 where
     C: Future<Output = Result<(), hyper::Error>>,
-    F: Future<Output = Result<Response, ExchangeError>>,
+    F: Future<Output = Result<T, E>>,
+    E: From<hyper::Error>,
 {
     tokio::pin!(conn);
     tokio::pin!(exchange);
@@ -222,7 +235,7 @@ where
                     // Prefer a response that completed just before the error.
                     match futures_poll_once(&mut exchange) {
                         Some(Ok(r)) => Ok(r),
-                        _ => Err(ExchangeError::Hyper(e)),
+                        _ => Err(E::from(e)),
                     }
                 }
                 _ => exchange.await,
@@ -299,22 +312,7 @@ fn build_request(
         )
     };
     let method = Method::from_bytes(http.method.as_bytes()).map_err(|e| bad(e.to_string()))?;
-    let default_port = if tls { 443 } else { 80 };
-    let host = if target.server_name.is_empty() {
-        &target.address.host
-    } else {
-        &target.server_name
-    };
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.clone()
-    };
-    let mut authority = if target.address.port == default_port {
-        host
-    } else {
-        format!("{host}:{}", target.address.port)
-    };
+    let mut authority = default_authority(target, tls);
     if let Some((_, v)) = http.headers.iter().find(|(k, _)| k == "host") {
         authority.clone_from(v);
     }
@@ -345,11 +343,43 @@ fn build_request(
     builder.body(Empty::new()).map_err(|e| bad(e.to_string()))
 }
 
-fn error_failure(
+/// How far the peer got before an exchange failed.
+#[derive(Clone, Copy)]
+pub(super) struct Seen {
+    /// The server asked for a client certificate and nothing at all has arrived since
+    /// the handshake (see [`super::Run::silent_since_handshake`]).
+    pub(super) silent: bool,
+    /// The response head arrived.
+    pub(super) head: bool,
+}
+
+/// `server_name` (else the address's host) and the port unless it is the scheme's
+/// default: the `Host` / `:authority` of a request.
+pub(super) fn default_authority(target: &Target, tls: bool) -> String {
+    let default_port = if tls { 443 } else { 80 };
+    let host = if target.server_name.is_empty() {
+        &target.address.host
+    } else {
+        &target.server_name
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    if target.address.port == default_port {
+        host
+    } else {
+        format!("{host}:{}", target.address.port)
+    }
+}
+
+pub(super) fn error_failure(
     err: ExchangeError,
     app: &CaptureSlot,
     hs: &HandshakeContext<'_>,
     tls: bool,
+    seen: Seen,
 ) -> Failure {
     let err = match err {
         ExchangeError::BodyTooLarge(max) => {
@@ -388,7 +418,11 @@ fn error_failure(
     }
     let text = error_chain(&err);
     if let Some(h2e) = find_h2_error(&err) {
-        if h2e.is_go_away() || h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        // A reset of our one stream before any response head is a refusal without a
+        // response too (nginx's `return 444` over h2 resets the stream).
+        let reset_unanswered = h2e.is_reset() && !seen.head;
+        if h2e.is_go_away() || h2e.reason() == Some(h2::Reason::REFUSED_STREAM) || reset_unanswered
+        {
             return Failure::refusal(
                 Reason::ConnectionClosed,
                 format!(
@@ -414,6 +448,10 @@ fn error_failure(
                     | std::io::ErrorKind::BrokenPipe
             )
         );
+    if closed && seen.silent {
+        let reset = io_kind.is_some_and(|k| k != std::io::ErrorKind::UnexpectedEof);
+        return silent_refusal(hs, reset);
+    }
     if closed && c.bytes_read == 0 {
         return Failure::refusal(
             Reason::ConnectionClosed,

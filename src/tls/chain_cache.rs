@@ -70,6 +70,8 @@ struct State {
 
 /// One verified path above a leaf.
 struct Entry {
+    /// The trust domain whose roots verified it (Workload API bundles), part of the key.
+    trust_domain: Option<String>,
     /// The intermediates exactly as the peer presented them (the key).
     presented: Vec<CertificateDer<'static>>,
     /// The leaf's issuer in the verified path, as the anchor of the leaf's check.
@@ -149,6 +151,7 @@ impl ChainCache {
     /// window holds `now`.
     fn lookup(
         &self,
+        trust_domain: Option<&str>,
         presented: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Option<(Arc<TrustAnchor<'static>>, Option<String>)> {
@@ -156,7 +159,8 @@ impl ChainCache {
         st.tick += 1;
         let tick = st.tick;
         let e = st.entries.iter_mut().find(|e| {
-            e.presented.len() == presented.len()
+            e.trust_domain.as_deref() == trust_domain
+                && e.presented.len() == presented.len()
                 && e.presented.iter().zip(presented).all(|(a, b)| a == b)
         })?;
         if now < e.not_before || now > e.not_after {
@@ -169,22 +173,22 @@ impl ChainCache {
     /// Remembers a path webpki verified in full, when it may be cached.
     fn insert(
         &self,
+        trust_domain: Option<&str>,
         presented: &[CertificateDer<'_>],
         path: &webpki::VerifiedPath<'_>,
         root_sha256: Option<String>,
     ) {
-        let Some(entry) = Entry::of(presented, path, root_sha256) else {
+        let Some(mut entry) = Entry::of(presented, path, root_sha256) else {
             return;
         };
+        entry.trust_domain = trust_domain.map(str::to_owned);
         if entry.bytes > MAX_BYTES / 4 {
             return;
         }
         let mut st = self.lock();
-        if st
-            .entries
-            .iter()
-            .any(|e| e.presented.iter().eq(entry.presented.iter()))
-        {
+        if st.entries.iter().any(|e| {
+            e.trust_domain == entry.trust_domain && e.presented.iter().eq(entry.presented.iter())
+        }) {
             return;
         }
         while !st.entries.is_empty()
@@ -200,7 +204,6 @@ impl ChainCache {
             st.bytes -= gone.bytes;
         }
         st.tick += 1;
-        let mut entry = entry;
         entry.used = st.tick;
         st.bytes += entry.bytes;
         st.entries.push(entry);
@@ -249,6 +252,7 @@ impl Entry {
             + issuer.subject_public_key_info.len()
             + 256;
         Some(Self {
+            trust_domain: None,
             presented,
             issuer: Arc::new(issuer),
             root_sha256,
@@ -260,38 +264,49 @@ impl Entry {
     }
 }
 
-/// Verifies the peer's chain for server authentication against `bundle`, through its
-/// cache: the narrow hook of the peer verifier. Returns the SHA-256 of the root reached;
-/// errors are webpki's, from a full verification, for the caller to classify.
+/// The roots a chain is verified with: all of a file bundle's, or one trust domain's
+/// of a Workload API bundle (named, so that the cache keeps each domain's paths apart).
+pub struct Scope<'a> {
+    /// The trust domain whose roots these are; `None` for a file bundle.
+    pub trust_domain: Option<&'a str>,
+    /// The trust anchors.
+    pub anchors: &'a [TrustAnchor<'static>],
+}
+
+/// Verifies the peer's chain for server authentication with `scope`'s anchors of
+/// `bundle`, through the bundle's cache: the narrow hook of the peer verifier. Returns
+/// the SHA-256 of the root reached; errors are webpki's, from a full verification, for
+/// the caller to classify.
 pub fn verify_server_chain(
     bundle: &TrustBundle,
+    scope: Scope<'_>,
     ee: &webpki::EndEntityCert<'_>,
     intermediates: &[CertificateDer<'_>],
     now: UnixTime,
     algs: &[&dyn SignatureVerificationAlgorithm],
 ) -> Result<Option<String>, webpki::Error> {
     let cache = bundle.chain_cache();
-    if cache.enabled && !intermediates.is_empty() {
-        if let Some((issuer, root)) = cache.lookup(intermediates, now) {
-            let leaf = ee.verify_for_usage(
-                algs,
-                std::slice::from_ref(&*issuer),
-                &[],
-                now,
-                webpki::KeyUsage::server_auth(),
-                None,
-                None,
-            );
-            if leaf.is_ok() {
-                cache.count(true);
-                return Ok(root);
-            }
+    let cacheable = cache.enabled && !intermediates.is_empty();
+    if cacheable && let Some((issuer, root)) = cache.lookup(scope.trust_domain, intermediates, now)
+    {
+        let leaf = ee.verify_for_usage(
+            algs,
+            std::slice::from_ref(&*issuer),
+            &[],
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        );
+        if leaf.is_ok() {
+            cache.count(true);
+            return Ok(root);
         }
     }
     cache.count(false);
     let path = ee.verify_for_usage(
         algs,
-        bundle.anchors(),
+        scope.anchors,
         intermediates,
         now,
         webpki::KeyUsage::server_auth(),
@@ -301,8 +316,8 @@ pub fn verify_server_chain(
     let root = bundle
         .root_for_anchor(path.anchor())
         .map(|r| r.sha256.clone());
-    if cache.enabled && !intermediates.is_empty() {
-        cache.insert(intermediates, &path, root.clone());
+    if cacheable {
+        cache.insert(scope.trust_domain, intermediates, &path, root.clone());
     }
     Ok(root)
 }

@@ -20,7 +20,7 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::capture::record;
-use super::chain_cache::verify_server_chain;
+use super::chain_cache::{Scope, verify_server_chain};
 use super::peer::CertSummary;
 use crate::classify::cert::chain_failure;
 use crate::classify::{Failure, Reason};
@@ -83,10 +83,40 @@ impl PeerVerifier {
                 format!("the peer's leaf certificate is malformed: {e}"),
             )
         })?;
-        // Through the bundle's cache of verified chain links (`super::chain_cache`).
-        let root = verify_server_chain(bundle, &ee, intermediates, now, self.algs.all)
-            .map_err(|e| chain_failure(&e, end_entity, intermediates, bundle, now))?;
-        let summary = parse_leaf(end_entity)?;
+        // Workload API bundles: only the bundle of the peer's own trust domain (from the
+        // SPIFFE ID it claims) may vouch for it, never a pooled set (SPEC §13). Whether
+        // that domain is acceptable at all is the identity stage's question, after the
+        // chain. A file bundle verifies every peer with all its roots.
+        let (anchors, parsed, domain) = if bundle.is_per_domain() {
+            let summary = parse_leaf(end_entity)?;
+            let td = summary.spiffe_id.as_deref().map(trust_domain_of);
+            let anchors = bundle
+                .anchors_for(td)
+                .map_err(|e| Failure::new(Reason::CertUntrusted, e))?;
+            let td = td.map(str::to_owned);
+            (anchors, Some(summary), td)
+        } else {
+            (bundle.anchors(), None, None)
+        };
+        // Through the bundle's cache of verified chain links (`super::chain_cache`), kept
+        // apart per trust domain: a path verified with one domain's roots never vouches
+        // for a peer of another.
+        let root = verify_server_chain(
+            bundle,
+            Scope {
+                trust_domain: domain.as_deref(),
+                anchors,
+            },
+            &ee,
+            intermediates,
+            now,
+            self.algs.all,
+        )
+        .map_err(|e| chain_failure(&e, end_entity, intermediates, bundle, now))?;
+        let summary = match parsed {
+            Some(s) => s,
+            None => parse_leaf(end_entity)?,
+        };
         let verdict = check_summary(&self.expectation, &ee, &summary);
         *leaf = Some(summary);
         verdict.map(|()| root)

@@ -78,8 +78,31 @@ pub async fn run(
     let resolver = Resolver::new(&config.agent.dns_servers);
     let prober = Prober::new(resolver.clone(), clock.clone());
     let creds = Credentials::load(config.identity.as_ref(), prober.provider(), clock.now());
-    let (_creds_tx, creds_rx) = watch::channel(Arc::new(creds));
+    let (creds_tx, creds_rx) = watch::channel(Arc::new(creds));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // A watch outlives an SVID rotation: follow the Workload API like the agent does.
+    if let Some(wa) = config
+        .identity
+        .as_ref()
+        .and_then(|c| c.workload_api.clone())
+    {
+        let mut events = crate::identity::workload::spawn_follow(
+            wa,
+            prober.provider().clone(),
+            clock.clone(),
+            creds_tx,
+            shutdown_rx.clone(),
+        )
+        .await;
+        tokio::spawn(async move {
+            use crate::identity::workload::Event;
+            while let Some(event) = events.recv().await {
+                if let Event::Rejected(problem) | Event::Lost(problem) = event {
+                    tracing::warn!(problem = %problem, "Workload API update failed");
+                }
+            }
+        });
+    }
     let edges = EdgeSet::new(EdgeSetOptions {
         source: config.agent.source.clone(),
         prober,
@@ -388,6 +411,7 @@ mod tests {
                 peer: None,
                 http: None,
                 far_side: None,
+                grpc: None,
                 at: "2026-01-01T00:00:00Z".into(),
             };
             let mut e = EdgeStats::new(&r);

@@ -514,6 +514,8 @@ async fn readiness_waits_for_the_first_round_and_sigterm_exits_cleanly() {
 
 #[tokio::test]
 async fn slow_and_blackholed_peers_do_not_delay_a_healthy_edge() {
+    // No JVM or Python server starts while the schedule is measured.
+    let _exclusive = tools::timing_sensitive();
     let pki = Pki::new();
     let healthy = pki.strict_peer(HttpBehavior::Respond(Response::ok())).await;
     let trickle = peer(Behavior::AfterClientHello(RawAction::Trickle {

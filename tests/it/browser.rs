@@ -84,7 +84,7 @@ fn the_status_page_reads_at_1400_and_420_px_and_the_runbook_anchors_work() {
         "{wide}"
     );
     let wide_rows = rows("wide");
-    assert_eq!(wide_rows.len(), 32, "{wide}");
+    assert_eq!(wide_rows.len(), 35, "{wide}");
     for r in &wide_rows {
         assert_eq!(r["lines"], 1, "one line per edge: {r}");
         assert_eq!(r["targetOneLine"], true, "{r}");

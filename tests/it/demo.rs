@@ -45,6 +45,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("firewalled/db", "connect/connect_timeout"),
     ("ghost/api", "resolve/dns_not_found"),
     ("flaky-dns/api", "resolve/dns_error"),
+    // gRPC (SPEC §13).
+    ("shipping/grpc", "pass"),
+    ("shipping/grpc/plaintext", "pass"),
+    ("ledger/grpc", "request/unexpected_status"),
 ];
 
 #[tokio::test]
@@ -63,10 +67,10 @@ async fn demo_shows_every_failure_class_by_name() {
     let addr: std::net::SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let line = lines.next_line().await.unwrap().expect("demo exited early");
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "listening" {
-                    return v["addr"].as_str().unwrap().parse().unwrap();
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+            {
+                return v["addr"].as_str().unwrap().parse().unwrap();
             }
         }
     })

@@ -26,6 +26,8 @@ fn clock_ticks_per_second() -> f64 {
 
 #[tokio::test]
 async fn a_thousand_failing_edges_neither_flood_the_log_nor_stall_metrics() {
+    // No JVM or Python server starts while the scrape and the CPU are measured.
+    let _exclusive = tools::timing_sensitive();
     let pki = Pki::new();
     let refused = mtls_prober::demo::peers::spawn_refused().unwrap();
     // Many blackholes, as in a real cluster: one listener's accept queue would overflow

@@ -25,6 +25,8 @@ struct Hostile {
 
 #[tokio::test]
 async fn hostile_peers_are_cut_off_without_delaying_others() {
+    // No JVM or Python server starts while the schedule is measured.
+    let _exclusive = tools::timing_sensitive();
     let pki = Pki::new();
     let h1 = ServerOpts::default().with_alpn(&[b"http/1.1"]);
     let tls = |leaf: &mtls_prober::demo::pki::Leaf, opts: &ServerOpts, http| Behavior::Tls {

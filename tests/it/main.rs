@@ -22,7 +22,14 @@
 //! - `terminal`: the watch view in tmux at 80×24;
 //! - `third_party`: interop with a real OpenSSL peer (`openssl s_server`).
 //! - `include`: `[agent] include` files loaded and reloaded by the agent;
+//! - `plan`: `mtls-prober plan` on the fixtures of tests/fixtures/plan, bad input;
 //! - `secrets`: no form of the private key in any output, on every key error path.
+//! - `workload_api`: `[identity] source = "workload-api"` against a Workload API
+//!   server speaking the real proto (rotations, federation, outages, malformed updates).
+//! - `grpc`: `[target.grpc]` health checks against tonic servers (SPEC §13's table,
+//!   ALPN, bounds, h2c and the STRICT companion);
+//! - `silent`: silent client-certificate refusals (Java's HttpsServer) and their
+//!   look-alikes that stay `connection_closed` (nginx `return 444`, a TCP deny).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -40,15 +47,19 @@ mod expect;
 mod far_side;
 mod faults;
 mod fleet;
+mod grpc;
 mod hostile;
 mod identity;
 mod include;
 mod load;
 mod messages;
 mod net;
+mod plan;
 mod request;
 mod secrets;
+mod silent;
 mod terminal;
 mod third_party;
 mod tls;
 mod watch;
+mod workload_api;

@@ -405,10 +405,10 @@ fn json_strings(bytes: &[u8]) -> Vec<u8> {
         }
     }
     // A whole body (e.g. /api/v1/edges) that is one JSON document.
-    if let Some(body) = http_body(bytes) {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-            walk(&v, &mut out);
-        }
+    if let Some(body) = http_body(bytes)
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        walk(&v, &mut out);
     }
     out
 }
@@ -723,12 +723,11 @@ impl RunningAgent {
                     }
                     raw.lock().unwrap().extend_from_slice(&line);
                     let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-                        if v["message"] == "listening" {
-                            if let Some(tx) = tx.take() {
-                                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                            }
-                        }
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                        && v["message"] == "listening"
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
                     }
                     log.lock().unwrap().push(text);
                 }

@@ -1,5 +1,5 @@
 //! Property tests (proptest) for the entry points that take untrusted input: the config
-//! loader, the PEM/identity loader, the HTTP response classifier, the `[serve]` request
+//! loader, the PEM/identity loader, the HTTP and gRPC answer classifiers, the `[serve]` request
 //! handler, the TLS failure classifier and the certificate summariser.
 //!
 //! One binary, like `tests/it` (every extra test binary re-links tokio, rustls and
@@ -19,10 +19,12 @@
 //! - `config`: `config::load_str` on arbitrary text, mutated `probes.toml`, env maps;
 //! - `identity`: `TrustBundle::from_pem` and `ClientIdentity::from_pem`;
 //! - `http_classify`: `classify_response` and `response_refusal`;
+//! - `grpc_classify`: `classify_grpc` over trailers, trailers-only answers and DATA;
 //! - `serve`: `healthz_response`;
 //! - `tls_classify`: `handshake_failure` over io/rustls errors and alerts;
 //! - `cert_parse`: `CertSummary::parse` on arbitrary and mutated DER;
 //! - `chain_cache`: the peer verifier with and without its verified-chain cache.
+//! - `plan_assume`: `plan --assume` flips exactly the edges its namespace decides.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -34,10 +36,12 @@ mod cert_parse;
 mod chain_cache;
 mod config;
 mod fixture;
+mod grpc_classify;
 mod http_classify;
 mod identity;
 mod inputs;
 mod oracles;
+mod plan_assume;
 mod serve;
 mod support;
 mod tls_classify;

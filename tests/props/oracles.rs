@@ -17,6 +17,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use mtls_prober::agent::serve::{
     HEALTHZ_PATH, L5D_CLIENT_ID, MAX_ECHOED_HEADER_BYTES, XFCC, healthz_response,
 };
+use mtls_prober::classify::grpc::{GrpcView, MAX_MESSAGE_LEN, classify_grpc, code_name};
 use mtls_prober::classify::http::{ResponseView, classify_response, response_refusal};
 use mtls_prober::classify::tls::{
     HandshakeContext, alert_name, find_rustls_error, handshake_failure, looks_like_plaintext,
@@ -156,7 +157,17 @@ pub fn check_valid_config(cfg: &Config, origin: &str) {
                     assert_eq!(c.name, format!("{}/plaintext", t.name));
                     assert_eq!(c.mode, Mode::Plaintext);
                     assert_eq!(c.expect, Expect::Reject);
-                    assert!(c.http.is_some());
+                    // The companion makes a request: the target's gRPC call, or HTTP.
+                    assert_eq!(c.grpc, t.grpc);
+                    assert_eq!(c.http.is_some(), t.grpc.is_none());
+                }
+                assert!(
+                    t.http.is_none() || t.grpc.is_none(),
+                    "{}: both [target.http] and [target.grpc]",
+                    t.name
+                );
+                if t.grpc.is_some() && t.mode != Mode::Plaintext {
+                    assert_eq!(t.alpn, ["h2"], "{}: gRPC offers h2 only", t.name);
                 }
             }
             Origin::StrictCompanion { of } => {
@@ -430,6 +441,106 @@ pub fn check_detail(detail: &str, max: usize) {
     );
 }
 
+// === gRPC classification ===
+
+/// `classify_grpc`: never panics; Ok exactly for grpc-status 0 with a `SERVING`
+/// message; the status is read from the trailers, else the headers (trailers-only);
+/// `rbac_denied` only for PERMISSION_DENIED/UNAUTHENTICATED (and then a refusal),
+/// `upstream_*` only for UNAVAILABLE; every other named status is `unexpected_status`
+/// naming it; without grpc-status the HTTP rules apply (HTTP 200 is `protocol_error`);
+/// the reported message is bounded and printable; bounded one-line detail.
+pub fn check_grpc(
+    status: u16,
+    headers: &HeaderMap,
+    trailers: Option<&HeaderMap>,
+    body: &[u8],
+    service: &str,
+) {
+    let view = GrpcView {
+        status,
+        headers,
+        trailers,
+        body,
+    };
+    let (answer, result) = classify_grpc(&view, service);
+    let grpc_status = trailers
+        .and_then(|t| t.get("grpc-status"))
+        .or_else(|| headers.get("grpc-status"));
+    if let Some(m) = &answer.message {
+        assert!(
+            m.len() <= MAX_MESSAGE_LEN + '…'.len_utf8(),
+            "message of {} bytes",
+            m.len()
+        );
+        assert!(
+            !m.chars().any(char::is_control),
+            "control character in {m:?}"
+        );
+    }
+    if answer.code.is_some() {
+        assert!(grpc_status.is_some(), "a code without grpc-status");
+    }
+    let f = match result {
+        Ok(()) => {
+            assert_eq!(answer.code, Some(0), "passed without grpc-status 0");
+            assert_eq!(answer.health, Some("SERVING"), "passed without SERVING");
+            return;
+        }
+        Err(f) => f,
+    };
+    check_detail(
+        &f.detail,
+        HTTP_DETAIL_MAX + 2 * MAX_MESSAGE_LEN + 4 * service.len(),
+    );
+    if answer.health.is_some() {
+        assert_eq!(answer.code, Some(0));
+    }
+    match (grpc_status, answer.code) {
+        (Some(_), None) => assert_eq!(f.reason, Reason::ProtocolError, "{}", f.detail),
+        (Some(_), Some(0)) => {
+            assert!(
+                matches!(f.reason, Reason::UnexpectedStatus | Reason::ProtocolError),
+                "{:?} for grpc-status 0",
+                f.reason
+            );
+            if f.reason == Reason::UnexpectedStatus {
+                let health = answer.health.expect("a health status");
+                assert!(f.detail.contains(health), "{}", f.detail);
+            }
+        }
+        (Some(_), Some(code)) => {
+            let name = code_name(code);
+            let want = match name {
+                "PERMISSION_DENIED" | "UNAUTHENTICATED" => vec![Reason::RbacDenied],
+                "UNAVAILABLE" => vec![Reason::UpstreamTlsError, Reason::UpstreamUnavailable],
+                _ => vec![Reason::UnexpectedStatus],
+            };
+            assert!(want.contains(&f.reason), "{:?} for {name}", f.reason);
+            assert_eq!(f.refused_by_peer, f.reason == Reason::RbacDenied);
+            assert!(f.detail.contains(name), "{name} not in {}", f.detail);
+        }
+        (None, _) => {
+            assert!(f.detail.contains(&status.to_string()), "{}", f.detail);
+            if status == 200 {
+                assert_eq!(f.reason, Reason::ProtocolError);
+            } else {
+                assert!(
+                    f.reason.stage() == Stage::Request
+                        || matches!(
+                            f.reason,
+                            Reason::ClientCertRequired | Reason::ClientCertRejected
+                        ),
+                    "{:?} for an HTTP answer",
+                    f.reason
+                );
+                if f.reason == Reason::RbacDenied {
+                    assert_eq!(status, 403);
+                }
+            }
+        }
+    }
+}
+
 // === [serve] /healthz ===
 
 /// `healthz_response`: never panics; 404 off the path, 405 with `allow: GET` for other
@@ -516,7 +627,9 @@ pub fn echo_model(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// `handshake_failure`: never panics; a tls- or certificate-stage reason; plaintext
 /// first bytes always mean `not_tls`; an alert is always the peer's refusal and named;
-/// closes and resets without rustls error are `peer_closed`; bounded detail.
+/// closes and resets without rustls error are `peer_closed`, except right after a
+/// certificate request inside the handshake (a silent client-certificate refusal,
+/// SPEC §4); bounded detail.
 pub fn check_handshake(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure {
     let f = handshake_failure(err, ctx);
     assert!(
@@ -562,7 +675,17 @@ pub fn check_handshake(err: &io::Error, ctx: &HandshakeContext<'_>) -> Failure {
                     | io::ErrorKind::ConnectionAborted
                     | io::ErrorKind::BrokenPipe
             );
-            if closed {
+            if closed && ctx.cert_requested && !ctx.after_handshake {
+                // SPEC §4's silent refusal (TLS 1.2: closed right after our flight).
+                let want = if ctx.cert_sent {
+                    Reason::ClientCertRejected
+                } else {
+                    Reason::ClientCertRequired
+                };
+                assert_eq!(f.reason, want);
+                assert!(f.refused_by_peer);
+                assert!(f.detail.contains("silent"), "{}", f.detail);
+            } else if closed {
                 assert_eq!(f.reason, Reason::PeerClosed);
                 assert!(f.refused_by_peer);
             } else {

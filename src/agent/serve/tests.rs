@@ -701,3 +701,78 @@ async fn shutdown_closes_the_listener_and_returns_promptly() {
         io::ErrorKind::ConnectionRefused
     );
 }
+
+/// Workload API credentials: our SVID under `root`, and per-trust-domain bundles.
+fn workload_api_creds(root: &Ca, leaf: &Leaf, federated: (&str, &Ca)) -> Arc<Credentials> {
+    let bundle = TrustBundle::per_domain(
+        Path::new("unix:///run/spire/agent.sock"),
+        "cluster.local",
+        vec![
+            ("cluster.local".to_owned(), vec![root.cert().clone()]),
+            (federated.0.to_owned(), vec![federated.1.cert().clone()]),
+        ],
+        [0; 32],
+    )
+    .unwrap();
+    let client = ClientIdentity::from_parts(
+        Path::new("svid"),
+        Path::new("svid"),
+        leaf.chain.clone(),
+        leaf.key(),
+        &bundle,
+        &provider(),
+        SystemTime::now(),
+        [0; 32],
+    )
+    .unwrap();
+    Arc::new(Credentials {
+        bundle: Ok(Arc::new(bundle)),
+        client: Ok(Arc::new(client)),
+    })
+}
+
+#[tokio::test]
+async fn workload_api_bundles_verify_each_client_with_its_own_trust_domain() {
+    let pki = pki();
+    let partner = Ca::root("partner root").unwrap();
+    let server = Server::start(
+        ClientAuth::Require,
+        workload_api_creds(&pki.root, &pki.server, ("partner.example", &partner)),
+    )
+    .await;
+    // Our own domain, our root: served.
+    let json = healthz_h1(server.addr, client(&pki.root, Some(&pki.client), &[])).await;
+    assert_eq!(json["peer_spiffe_id"], CLIENT_ID);
+    // The federated domain with its own root: served.
+    let partner_client = partner
+        .issue(&LeafSpec::spiffe("spiffe://partner.example/ns/pay/sa/gw"))
+        .unwrap();
+    let json = healthz_h1(server.addr, client(&pki.root, Some(&partner_client), &[])).await;
+    assert_eq!(
+        json["peer_spiffe_id"],
+        "spiffe://partner.example/ns/pay/sa/gw"
+    );
+    // Our domain claimed under the partner's root: refused (a pooled set would take it).
+    let impostor = partner.issue(&LeafSpec::spiffe(CLIENT_ID)).unwrap();
+    let mut tls = tls_connect(server.addr, client(&pki.root, Some(&impostor), &[]))
+        .await
+        .unwrap();
+    let (raw, err) = exchange(&mut tls, &get("/healthz", "")).await;
+    assert!(raw.is_empty(), "HTTP bytes leaked: {raw:?}");
+    assert!(
+        matches!(rustls_error(&err.unwrap()), rustls::Error::AlertReceived(_)),
+        "refused with an alert"
+    );
+    // A domain without a bundle: refused.
+    let stranger = Ca::root("stranger")
+        .unwrap()
+        .issue(&LeafSpec::spiffe("spiffe://stranger.example/ns/x/sa/y"))
+        .unwrap();
+    let mut tls = tls_connect(server.addr, client(&pki.root, Some(&stranger), &[]))
+        .await
+        .unwrap();
+    let (raw, err) = exchange(&mut tls, &get("/healthz", "")).await;
+    assert!(raw.is_empty());
+    assert!(err.is_some());
+    server.stop().await;
+}

@@ -4,13 +4,18 @@
 
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::sign::SingleCertAndKey;
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::ClientAuth;
 use crate::identity::Credentials;
+use crate::tls::peer::CertSummary;
 
 /// What every connection accepted while these credentials are current is served with.
 /// A connection keeps the snapshot it started with across rotations.
@@ -44,22 +49,37 @@ pub(super) fn snapshot(
         .as_ref()
         .map_err(|e| format!("no certificate to serve with: {e}"))?;
 
-    let mut roots = RootCertStore::empty();
-    roots.extend(bundle.anchors().iter().cloned());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-    let verifier = match client_auth {
-        ClientAuth::Require => verifier,
-        // A client without a certificate is let in; one that sends a certificate must
-        // still chain to the bundle, or the handshake fails.
-        ClientAuth::Optional => verifier.allow_unauthenticated(),
-    }
-    .build()
-    .map_err(|e| {
-        format!(
-            "cannot verify clients with the trust bundle {}: {e}",
-            bundle.file.display()
-        )
-    })?;
+    let build = |anchors: &[rustls_pki_types::TrustAnchor<'static>]| {
+        let mut roots = RootCertStore::empty();
+        roots.extend(anchors.iter().cloned());
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+        match client_auth {
+            ClientAuth::Require => verifier,
+            // A client without a certificate is let in; one that sends a certificate
+            // must still chain to the bundle, or the handshake fails.
+            ClientAuth::Optional => verifier.allow_unauthenticated(),
+        }
+        .build()
+        .map_err(|e| {
+            format!(
+                "cannot verify clients with the trust bundle {}: {e}",
+                bundle.file.display()
+            )
+        })
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = if bundle.is_per_domain() {
+        // Workload API bundles: each client only with its own trust domain's bundle.
+        let mut by_domain = std::collections::BTreeMap::new();
+        for td in bundle.trust_domains() {
+            let anchors = bundle.anchors_for(Some(td))?;
+            by_domain.insert(td.to_owned(), build(anchors)?);
+        }
+        let own = build(bundle.anchors_for(None)?)?;
+        Arc::new(PerDomainClientVerifier { by_domain, own })
+    } else {
+        build(bundle.anchors())?
+    };
 
     let mut config = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -81,4 +101,83 @@ pub(super) fn snapshot(
         spiffe_id: identity.spiffe_id.as_ref().map(|id| Arc::from(id.as_str())),
         serial: identity.leaf.serial.clone(),
     })
+}
+
+/// Verifies a client with the bundle of the trust domain its SPIFFE ID claims (ours for
+/// a client without one), never a pooled set: the Workload API specification's rule,
+/// as for the probes' own peer verification. Everything else (signatures, whether a
+/// certificate is required) is webpki's, through the per-domain verifiers.
+#[derive(Debug)]
+struct PerDomainClientVerifier {
+    by_domain: std::collections::BTreeMap<String, Arc<dyn ClientCertVerifier>>,
+    own: Arc<dyn ClientCertVerifier>,
+}
+
+impl PerDomainClientVerifier {
+    fn for_leaf(
+        &self,
+        end_entity: &CertificateDer<'_>,
+    ) -> Result<&dyn ClientCertVerifier, rustls::Error> {
+        let td = CertSummary::parse(end_entity)
+            .ok()
+            .and_then(|s| s.spiffe_id)
+            .and_then(|id| {
+                id.strip_prefix("spiffe://")
+                    .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
+            });
+        match td {
+            None => Ok(self.own.as_ref()),
+            Some(td) => self.by_domain.get(&td).map(|v| v.as_ref()).ok_or(
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ),
+        }
+    }
+}
+
+impl ClientCertVerifier for PerDomainClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.own.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.own.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints (as Istio and SPIRE-based servers send none): the roots of several
+        // trust domains would only make clients pick by the wrong criterion.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.for_leaf(end_entity)?
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.own.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.own.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.own.supported_verify_schemes()
+    }
 }

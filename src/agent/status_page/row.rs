@@ -275,10 +275,10 @@ fn detail_cell(
             esc(detail, MAX_DETAIL)
         )?;
     }
-    if let (Some(r), true) = (last, state.failed()) {
-        if let Some(h) = r.hint.or(r.reason.map(Reason::hint)) {
-            write!(out, "<dt>Hint</dt><dd>{}</dd>", esc(h, MAX_DETAIL))?;
-        }
+    if let (Some(r), true) = (last, state.failed())
+        && let Some(h) = r.hint.or(r.reason.map(Reason::hint))
+    {
+        write!(out, "<dt>Hint</dt><dd>{}</dd>", esc(h, MAX_DETAIL))?;
     }
     let target = &edge.target;
     match &target.origin {
@@ -374,7 +374,7 @@ fn far_side_facts(out: &mut dyn fmt::Write, f: &FarSide) -> fmt::Result {
     )
 }
 
-/// Negotiated TLS version, cipher and ALPN, and the HTTP status if any.
+/// Negotiated TLS version, cipher and ALPN, and the HTTP status or gRPC answer if any.
 fn tls_facts(out: &mut dyn fmt::Write, last: Option<&ProbeReport>) -> fmt::Result {
     if let Some(t) = last.and_then(|r| r.tls.as_ref()) {
         write!(
@@ -392,6 +392,25 @@ fn tls_facts(out: &mut dyn fmt::Write, last: Option<&ProbeReport>) -> fmt::Resul
         write!(out, "<dt>HTTP</dt><dd>{}", h.status)?;
         if let Some(server) = &h.server {
             write!(out, " <small>server: {}</small>", esc(server, MAX_SHORT))?;
+        }
+        out.write_str("</dd>")?;
+    }
+    if let Some(g) = last.and_then(|r| r.grpc.as_ref()) {
+        // What the health service said: its health status when the call was OK, else the
+        // gRPC status and message.
+        let service = if g.service.is_empty() {
+            "(server)"
+        } else {
+            g.service.as_str()
+        };
+        write!(out, "<dt>gRPC</dt><dd>{} ", esc(service, MAX_SHORT))?;
+        match (g.health, g.status) {
+            (Some(health), _) => write!(out, "{}", esc(health, MAX_SHORT))?,
+            (None, Some(status)) => write!(out, "{}", esc(status, MAX_SHORT))?,
+            (None, None) => out.write_str("no grpc-status")?,
+        }
+        if let Some(m) = &g.message {
+            write!(out, " <small>{}</small>", esc(m, MAX_SHORT))?;
         }
         out.write_str("</dd>")?;
     }

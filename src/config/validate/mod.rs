@@ -16,13 +16,13 @@ use crate::identity::spiffe::{SpiffeError, SpiffeId, TrustDomain};
 
 use super::error::EnvKeys;
 use super::raw::{
-    self, RawAgent, RawConfig, RawDiscover, RawFleet, RawHttp, RawIdentity, RawProbe, RawServe,
-    RawTarget,
+    self, RawAgent, RawConfig, RawDiscover, RawFleet, RawGrpc, RawHttp, RawIdentity, RawProbe,
+    RawServe, RawTarget,
 };
 use super::{
     AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, FleetConfig, FleetScope,
-    HostPort, HttpCheck, IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation, ServeConfig,
-    StatusSet, Target, TlsVersion, TrustSource,
+    GrpcCheck, HostPort, HttpCheck, IdentityConfig, IncludedFile, Mode, Origin, PeerExpectation,
+    ServeConfig, StatusSet, Target, TlsVersion, TrustSource, WorkloadApiConfig,
 };
 
 mod fleet;
@@ -358,9 +358,9 @@ impl Cx<'_> {
 
 /// The `<name>/plaintext` edge `verify_strict = true` adds to `target`.
 ///
-/// It always carries an HTTP request (the target's, else `GET /`): a plaintext TCP
-/// connection that is accepted and then silent proves nothing, while an HTTP answer in
-/// plaintext proves the workload still takes traffic outside mTLS.
+/// It always carries a request (the target's gRPC health check or HTTP request, else
+/// `GET /`): a plaintext TCP connection that is accepted and then silent proves nothing,
+/// while an answer in plaintext proves the workload still takes traffic outside mTLS.
 fn strict_companion(target: &Target) -> Target {
     Target {
         name: format!("{}/plaintext", target.name),
@@ -375,7 +375,12 @@ fn strict_companion(target: &Target) -> Target {
         verify_strict: false,
         interval: target.interval,
         timeout: target.timeout,
-        http: Some(target.http.clone().unwrap_or_else(default_http_check)),
+        // A gRPC target's companion makes the same call in h2c (SPEC §13).
+        http: match &target.grpc {
+            Some(_) => None,
+            None => Some(target.http.clone().unwrap_or_else(default_http_check)),
+        },
+        grpc: target.grpc.clone(),
         origin: Origin::StrictCompanion {
             of: target.name.clone(),
         },

@@ -208,9 +208,37 @@ impl Cx<'_> {
             Some(h) => Some(self.http(&key("http"), h)?),
             None => None,
         };
+        let grpc = match raw.grpc {
+            Some(_) if http.is_some() => {
+                return Err(self.err(
+                    key("grpc"),
+                    "set together with [target.http]; expected one of them (the gRPC health \
+                     check replaces the HTTP request)",
+                ));
+            }
+            Some(g) => Some(self.grpc(&key("grpc"), g)?),
+            None => None,
+        };
 
         let alpn = match raw.alpn {
+            // gRPC over TLS is HTTP/2 negotiated by ALPN: `h2`, and Istio's own name for
+            // it, which a PERMISSIVE sidecar needs to terminate mTLS itself (plan offers
+            // it); nothing that could negotiate HTTP/1.1.
+            Some(list)
+                if grpc.is_some()
+                    && (!list.iter().any(|p| p == "h2")
+                        || list.iter().any(|p| p != "h2" && p != "istio-h2")) =>
+            {
+                return Err(self.err(
+                    key("alpn"),
+                    format!(
+                        "got {list:?} with [target.grpc]; gRPC offers only \"h2\" (and \
+                         Istio's \"istio-h2\" before it for a PERMISSIVE sidecar); omit alpn"
+                    ),
+                ));
+            }
             Some(list) => self.alpn(&key("alpn"), list)?,
+            None if grpc.is_some() && mode != Mode::Plaintext => vec!["h2".to_owned()],
             None if http.is_some() && mode != Mode::Plaintext => {
                 DEFAULT_HTTP_ALPN.iter().map(|s| (*s).to_owned()).collect()
             }
@@ -270,6 +298,7 @@ impl Cx<'_> {
             interval,
             timeout,
             http,
+            grpc,
             origin,
             fleet,
         })
@@ -394,6 +423,31 @@ impl Cx<'_> {
             headers,
             max_body_bytes,
         })
+    }
+
+    // === [target.grpc] ===
+
+    pub(super) fn grpc(&self, base: &str, raw: RawGrpc) -> Result<GrpcCheck, ConfigError> {
+        let key = |field: &str| format!("{base}.{field}");
+        let service = raw.service.unwrap_or_default();
+        if service.len() > 1024 || service.chars().any(char::is_control) {
+            return Err(self.err(
+                key("service"),
+                format!(
+                    "got {:?}; expected a gRPC service name such as \"grpc.health.v1.Health\" \
+                     or \"\" for the whole server (printable, at most 1024 bytes)",
+                    truncate_for_message(&service)
+                ),
+            ));
+        }
+        let authority = match raw.authority {
+            Some(a) => {
+                self.at(&key("authority"), check_authority(&a))?;
+                Some(a)
+            }
+            None => None,
+        };
+        Ok(GrpcCheck { service, authority })
     }
 
     // === helpers ===

@@ -162,10 +162,17 @@ impl Cx<'_> {
 
     // === [identity] and [serve] ===
 
-    pub(super) fn identity(&self, raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
-        let cert = self.identity_path("identity.cert", raw.cert, "the PEM certificate chain")?;
-        let key = self.identity_path("identity.key", raw.key, "the PEM private key")?;
-        let ca = self.identity_path("identity.ca", raw.ca, "the PEM trust bundle")?;
+    pub(super) fn identity(&self, mut raw: RawIdentity) -> Result<IdentityConfig, ConfigError> {
+        let workload_api = self.identity_source(&mut raw)?;
+        let (cert, key, ca) = if workload_api.is_some() {
+            (PathBuf::new(), PathBuf::new(), PathBuf::new())
+        } else {
+            (
+                self.identity_path("identity.cert", raw.cert, "the PEM certificate chain")?,
+                self.identity_path("identity.key", raw.key, "the PEM private key")?,
+                self.identity_path("identity.ca", raw.ca, "the PEM trust bundle")?,
+            )
+        };
         let reload = self.duration_or("identity.reload", raw.reload, DEFAULT_RELOAD)?;
         let trust_domain = raw
             .trust_domain
@@ -201,7 +208,98 @@ impl Cx<'_> {
             reload,
             trust_domain,
             trust_domain_aliases,
+            workload_api,
         })
+    }
+
+    /// `source`, and with `workload-api` its `socket` and `svid_hint` (SPEC §13). The
+    /// file keys beside `workload-api` are refused (a config that names both would
+    /// leave it unclear which identity is in force); `reload` too, since updates are
+    /// streamed.
+    fn identity_source(
+        &self,
+        raw: &mut RawIdentity,
+    ) -> Result<Option<WorkloadApiConfig>, ConfigError> {
+        match raw.source.as_deref() {
+            None | Some("files") => {
+                for (field, set) in [
+                    ("socket", raw.socket.is_some()),
+                    ("svid_hint", raw.svid_hint.is_some()),
+                ] {
+                    if set {
+                        return Err(self.err(
+                            format!("identity.{field}"),
+                            "only valid with source = \"workload-api\"; this [identity] reads \
+                             files (cert, key, ca)",
+                        ));
+                    }
+                }
+                Ok(None)
+            }
+            Some("workload-api") => {
+                for (field, set) in [
+                    ("cert", raw.cert.is_some()),
+                    ("key", raw.key.is_some()),
+                    ("ca", raw.ca.is_some()),
+                    ("reload", raw.reload.is_some()),
+                ] {
+                    if set {
+                        return Err(self.err(
+                            format!("identity.{field}"),
+                            format!(
+                                "not used with source = \"workload-api\": the SVID, its key and \
+                                 the trust bundles come from the Workload API{}; remove it",
+                                if field == "reload" {
+                                    ", which streams every update"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        ));
+                    }
+                }
+                let socket = match raw.socket.take() {
+                    Some(s) => self.at("identity.socket", check_workload_socket(&s).map(|()| s))?,
+                    None => match self
+                        .env
+                        .get(crate::config::SPIFFE_ENDPOINT_SOCKET)
+                        .filter(|s| !s.trim().is_empty())
+                    {
+                        Some(s) => self.at(
+                            "identity.socket",
+                            check_workload_socket(s)
+                                .map(|()| s.clone())
+                                .map_err(|p| format!("from $SPIFFE_ENDPOINT_SOCKET: {p}")),
+                        )?,
+                        None => {
+                            return Err(self.err(
+                                "identity.socket",
+                                "missing and $SPIFFE_ENDPOINT_SOCKET is unset; expected the \
+                                 Workload API endpoint, e.g. \
+                                 \"unix:///run/spire/sockets/agent.sock\"",
+                            ));
+                        }
+                    },
+                };
+                let svid_hint = match raw.svid_hint.take() {
+                    Some(h) if h.trim().is_empty() || h.chars().any(char::is_control) => {
+                        return Err(self.err(
+                            "identity.svid_hint",
+                            format!(
+                                "got {h:?}; expected the hint of one of the SVIDs the Workload \
+                                 API returns, e.g. \"internal\" (omit it for the first SVID)"
+                            ),
+                        ));
+                    }
+                    other => other,
+                };
+                Ok(Some(WorkloadApiConfig { socket, svid_hint }))
+            }
+            Some(other) => Err(self.err(
+                "identity.source",
+                format!("got {other:?}; expected \"files\" or \"workload-api\""),
+            )),
+        }
     }
 
     /// A required, non-empty path; relative paths are taken from the config file's

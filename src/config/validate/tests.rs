@@ -212,6 +212,51 @@ const BAD: &[(&str, Option<&str>, &str)] = &[
         "unknown key \"bogus\"; expected one of: agent, identity, serve, target, discover",
     ),
     (
+        "workload-api-with-cert.toml",
+        Some("identity.cert"),
+        "not used with source = \"workload-api\"",
+    ),
+    (
+        "workload-api-bad-socket.toml",
+        Some("identity.socket"),
+        "expected \"unix:///absolute/path\" or \"tcp://IP:PORT\"",
+    ),
+    (
+        "workload-api-no-socket.toml",
+        Some("identity.socket"),
+        "missing and $SPIFFE_ENDPOINT_SOCKET is unset",
+    ),
+    (
+        "svid-hint-with-files.toml",
+        Some("identity.svid_hint"),
+        "only valid with source = \"workload-api\"",
+    ),
+    (
+        "bad-identity-source.toml",
+        Some("identity.source"),
+        "got \"spire\"; expected \"files\" or \"workload-api\"",
+    ),
+    (
+        "grpc-and-http.toml",
+        Some("target[0].grpc"),
+        "set together with [target.http]",
+    ),
+    (
+        "grpc-alpn.toml",
+        Some("target[0].alpn"),
+        "gRPC offers only \"h2\"",
+    ),
+    (
+        "grpc-bad-authority.toml",
+        Some("target[0].grpc.authority"),
+        "without user information",
+    ),
+    (
+        "unknown-grpc-key.toml",
+        Some("target[0].grpc.servce"),
+        "unknown key \"servce\"; expected one of: service, authority",
+    ),
+    (
         "verify-strict-discover.toml",
         Some("discover[0].verify_strict"),
         "not supported in [[discover]]",
@@ -1391,6 +1436,7 @@ fn trust_domain_expansion() {
         reload: DEFAULT_RELOAD,
         trust_domain: Some(td("cluster.local")),
         trust_domain_aliases: vec![td("old.local"), td("cluster2.local")],
+        workload_api: None,
     };
     assert_eq!(
         expand_trust_domain(td("cluster.local"), Some(&identity)),
@@ -1493,4 +1539,85 @@ fn fleet_scope_reaches_companions_and_discovered_edges() {
     // Without [fleet] the key is accepted (a matrix file may serve both kinds of
     // agents) and has no effect.
     assert!(c.fleet.is_none());
+}
+
+#[test]
+fn workload_api_socket_defaults_to_the_spiffe_endpoint_socket_variable() {
+    let text = "[identity]\nsource = \"workload-api\"\nsvid_hint = \"internal\"\n";
+    let c = load_str(
+        text,
+        "inline.toml",
+        &env(&[(
+            "SPIFFE_ENDPOINT_SOCKET",
+            "unix:///run/spire/sockets/agent.sock",
+        )]),
+    )
+    .unwrap();
+    let id = c.identity.unwrap();
+    let wa = id.workload_api.unwrap();
+    assert_eq!(wa.socket, "unix:///run/spire/sockets/agent.sock");
+    assert_eq!(wa.svid_hint.as_deref(), Some("internal"));
+    assert!(id.cert.as_os_str().is_empty());
+    // The variable is checked like the key, and named in the message.
+    let e = load_str(
+        text,
+        "inline.toml",
+        &env(&[("SPIFFE_ENDPOINT_SOCKET", "agent.sock")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("identity.socket"));
+    assert!(e.problem.contains("from $SPIFFE_ENDPOINT_SOCKET"), "{e}");
+    // tcp:// with an IP address is an endpoint too.
+    let c = load_text("[identity]\nsource = \"workload-api\"\nsocket = \"tcp://127.0.0.1:8081\"\n")
+        .unwrap();
+    assert_eq!(
+        c.identity.unwrap().workload_api.unwrap().socket,
+        "tcp://127.0.0.1:8081"
+    );
+    // `reload` has no meaning with a stream.
+    let (key, problem) =
+        err_of("[identity]\nsource = \"workload-api\"\nsocket = \"unix:///s\"\nreload = \"1s\"\n");
+    assert_eq!(key.as_deref(), Some("identity.reload"));
+    assert!(problem.contains("streams every update"), "{problem}");
+    // A workload-api identity satisfies mtls targets.
+    load_text(
+        "[identity]\nsource = \"workload-api\"\nsocket = \"unix:///s\"\n\
+         [[target]]\nname = \"a\"\naddress = \"a:1\"\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn grpc_targets_offer_h2_and_their_companion_makes_the_same_call() {
+    let c = load_text(
+        "[identity]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n\
+         [[target]]\nname = \"api\"\naddress = \"api:9090\"\nverify_strict = true\n\
+         [target.grpc]\nservice = \"api.v1.Api\"\nauthority = \"api.internal:443\"\n\
+         [[target]]\nname = \"plain\"\naddress = \"plain:9090\"\nmode = \"plaintext\"\n\
+         [target.grpc]\n",
+    )
+    .unwrap();
+    let api = &c.targets[0];
+    let grpc = api.grpc.as_ref().unwrap();
+    assert_eq!(grpc.service, "api.v1.Api");
+    assert_eq!(grpc.authority.as_deref(), Some("api.internal:443"));
+    assert_eq!(api.alpn, ["h2"]);
+    assert!(api.http.is_none());
+    let companion = &c.targets[1];
+    assert_eq!(companion.name, "api/plaintext");
+    assert_eq!(companion.mode, Mode::Plaintext);
+    assert_eq!(companion.grpc.as_ref(), Some(grpc));
+    assert!(
+        companion.http.is_none(),
+        "the companion makes the gRPC call, not GET /"
+    );
+    let plain = &c.targets[2];
+    assert_eq!(plain.grpc.as_ref().unwrap().service, "");
+    assert!(plain.alpn.is_empty());
+    // `alpn = ["h2"]` is what gRPC offers anyway.
+    load_text(
+        "[[target]]\nname = \"a\"\naddress = \"a:1\"\nmode = \"tls\"\nalpn = [\"h2\"]\n\
+         [target.grpc]\n[identity]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n",
+    )
+    .unwrap();
 }

@@ -361,3 +361,36 @@ pub(super) fn check_header_value(s: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A SPIFFE Workload API endpoint (SPIFFE Workload Endpoint spec §4): `unix:///path`
+/// (or `unix:/path`) with an absolute path, or `tcp://IP:PORT` with an IP address.
+/// Parsed by the `spiffe` crate, which is also what connects to it.
+pub(super) fn check_workload_socket(s: &str) -> Result<(), String> {
+    spiffe::transport::Endpoint::parse(s)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "got {s:?}: {e}; expected \"unix:///absolute/path\" or \"tcp://IP:PORT\", e.g. \
+             \"unix:///run/spire/sockets/agent.sock\""
+            )
+        })
+}
+
+/// An HTTP/2 `:authority`: `host` or `host:port`, no userinfo (RFC 9113 §8.3.1).
+pub(super) fn check_authority(s: &str) -> Result<(), String> {
+    let expected = "expected host or host:port, e.g. \"api.prod.svc.cluster.local:8080\"";
+    match s.parse::<http::uri::Authority>() {
+        Ok(a) if !a.as_str().contains('@') && !a.host().is_empty() => Ok(()),
+        Ok(_) => Err(format!("got {s:?}; {expected} (without user information)")),
+        Err(e) => Err(format!("got {s:?}: {e}; {expected}")),
+    }
+}
+
+/// A value shortened for an error message (long inputs are cut at 80 characters).
+pub(super) fn truncate_for_message(s: &str) -> String {
+    if s.chars().count() <= 80 {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(80).collect();
+    format!("{cut}…")
+}

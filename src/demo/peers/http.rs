@@ -63,6 +63,10 @@ pub(super) async fn serve<S: Io>(mut io: S, proto: Proto, http: &HttpBehavior, s
         }
         HttpBehavior::EndlessBody => serve_hyper(io, proto, Reply::EndlessBody, scope).await,
         HttpBehavior::HalfResponse => serve_hyper(io, proto, Reply::HalfResponse, scope).await,
+        HttpBehavior::Grpc(super::GrpcBehavior::Oversized(bytes)) => {
+            super::grpc::serve_oversized(io, *bytes, scope).await;
+        }
+        HttpBehavior::Grpc(g) => super::grpc::serve(io, g, scope).await,
         HttpBehavior::H2Goaway => {
             if io.write_all(&SETTINGS_THEN_GOAWAY).await.is_ok() {
                 let _ = io.flush().await;

@@ -7,11 +7,13 @@
 //! [`PeerServer`] is dropped.
 //!
 //! The servers are real: rustls for TLS (its alerts are the alerts a probe must
-//! classify), hyper for HTTP (also for silence, endless and stalled bodies), and
+//! classify), hyper for HTTP (also for silence, endless and stalled bodies), tonic for
+//! gRPC, and
 //! hand-written bytes only for what no correct stack would send (a reset after the
 //! ClientHello, a bogus status line, endless headers, an immediate GOAWAY).
 
 mod conn;
+mod grpc;
 mod http;
 mod response;
 mod scope;
@@ -28,6 +30,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+pub use self::grpc::GrpcBehavior;
 pub use self::response::Response;
 use self::scope::Scope;
 pub use self::tls::{ClientAuth, ServerOpts, server_config};
@@ -194,6 +197,9 @@ pub enum HttpBehavior {
     /// An empty SETTINGS then GOAWAY(last stream 0, NO_ERROR) at once, then close: every
     /// HTTP/2 request is refused. Always HTTP/2 frames, whatever ALPN said.
     H2Goaway,
+    /// A gRPC server (HTTP/2 only, whatever ALPN said) answering
+    /// `grpc.health.v1.Health/Check` as described.
+    Grpc(GrpcBehavior),
 }
 
 /// Binds 127.0.0.1:0, then spawns the accept loop (the bind is the readiness signal: a

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod rotation;
 pub mod tools;
+pub mod workload_api;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ impl Pki {
             reload: Duration::from_secs(30),
             trust_domain: Some(TD.parse().unwrap()),
             trust_domain_aliases: Vec::new(),
+            workload_api: None,
         }
     }
 
@@ -106,6 +108,7 @@ pub fn target(addr: std::net::SocketAddr, mode: Mode) -> Target {
         interval: Duration::from_secs(10),
         timeout: Duration::from_secs(3),
         http: None,
+        grpc: None,
         origin: Origin::Configured,
         fleet: Default::default(),
     }

@@ -148,3 +148,113 @@ impl Drop for NginxServer {
         let _ = self.child.wait();
     }
 }
+
+/// Tests that measure scheduling lag (a healthy edge probed every 200 ms must not start
+/// late) hold this exclusively; starting a JVM or a Python gRPC server — a second of
+/// CPU on a 2-core machine — holds it shared, so the two never overlap. Other tests do
+/// not take it.
+static CPU_BURSTS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by a test whose assertions are about timing, for its whole run (see
+/// [`CPU_BURSTS`]). Holding it across awaits is the point: the test owns its thread,
+/// and the shared holders never await while holding theirs.
+pub struct TimingSensitive {
+    _guard: std::sync::RwLockWriteGuard<'static, ()>,
+}
+
+/// Waits until no third-party peer is starting, then keeps them from starting.
+pub fn timing_sensitive() -> TimingSensitive {
+    TimingSensitive {
+        _guard: CPU_BURSTS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    }
+}
+
+/// Held while a third-party peer starts up (see [`CPU_BURSTS`]).
+fn cpu_burst() -> std::sync::RwLockReadGuard<'static, ()> {
+    CPU_BURSTS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A process that prints `LISTENING <port>` once bound on 127.0.0.1 (the Java and
+/// Python peers under `tests/peers/`); killed on drop.
+pub struct ListeningPeer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ListeningPeer {
+    /// Starts `program args…` and waits (up to 60 s: the JVM compiles the source first)
+    /// for its `LISTENING <port>` line.
+    pub fn start(program: &str, args: &[&str]) -> Self {
+        let _burst = cpu_burst();
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(p) = line.strip_prefix("LISTENING ") {
+                    let _ = tx.send(p.trim().to_owned());
+                }
+            }
+        });
+        let port: u16 = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(p) => p.parse().expect("a port number"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{program} {args:?} did not print LISTENING within 60 s");
+            }
+        };
+        Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for ListeningPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of a peer program under `tests/peers/`.
+pub fn peer_source(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Java peer compiled once per test run (`javac` into a temporary directory kept
+/// for the process): starting each server from classes costs a fraction of the CPU of
+/// the single-file source launcher, which compiles on every start and would slow the
+/// timing-sensitive tests running beside it on a small machine. `None` when the JDK is
+/// absent (and `CI` is unset; see [`require`]).
+pub fn java_classes() -> Option<&'static std::path::Path> {
+    static CLASSES: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+    CLASSES
+        .get_or_init(|| {
+            if !require("javac", &["-version"]) {
+                return None;
+            }
+            let dir = tempfile::tempdir().expect("temp dir");
+            let _burst = cpu_burst();
+            let ok = Command::new("javac")
+                .arg("-d")
+                .arg(dir.path())
+                .arg(peer_source("JavaHttpsPeer.java"))
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "javac tests/peers/JavaHttpsPeer.java failed");
+            Some(dir)
+        })
+        .as_ref()
+        .map(tempfile::TempDir::path)
+}

@@ -109,6 +109,7 @@ fn marker(target: &str) -> ProbeReport {
         peer: None,
         http: None,
         far_side: None,
+        grpc: None,
         at: String::new(),
     }
 }
