@@ -335,3 +335,63 @@ fn the_cache_is_used_and_a_rotated_or_expired_intermediate_is_verified_again() {
     verdict(&v, chain("rotated root"), unix(1)).unwrap();
     assert_eq!(rotated.chain_cache().stats(), (1, 2));
 }
+
+/// A leaf for `id` under `parent` (valid from an hour ago for a day).
+fn leaf_for(parent: &Ca, id: &str) -> CertificateDer<'static> {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
+    p.subject_alt_names = vec![
+        SanType::URI(id.try_into().unwrap()),
+        SanType::DnsName("svc.allowed.test".try_into().unwrap()),
+    ];
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = at(-1);
+    p.not_after = at(24);
+    p.signed_by(&key, &parent.issuer).unwrap().der().clone()
+}
+
+#[test]
+fn a_path_cached_for_one_trust_domain_never_vouches_for_another() {
+    // Workload API bundles: each trust domain's roots vouch only for its own peers. A
+    // peer claiming b.test but chained to a.test's root must fail the chain stage even
+    // after a.test's path (the same intermediate DER) is in the cache.
+    let (a, b) = (root("root a.test", false), root("root b.test", false));
+    let issuer = intermediate(&a, "issuer a.test", -24, 24 * 30, None);
+    let own = leaf_for(&issuer, "spiffe://a.test/ns/x/sa/y");
+    let stranger = leaf_for(&issuer, "spiffe://b.test/ns/x/sa/y");
+    let bundle = |cached: bool| {
+        let b = TrustBundle::per_domain(
+            Path::new("unix:///run/spire/agent.sock"),
+            "a.test",
+            vec![
+                ("a.test".to_owned(), vec![a.der.clone()]),
+                ("b.test".to_owned(), vec![b.der.clone()]),
+            ],
+            [0; 32],
+        )
+        .unwrap();
+        Arc::new(if cached { b } else { b.without_chain_cache() })
+    };
+    let (cached_bundle, uncached_bundle) = (bundle(true), bundle(false));
+    let by_name = |b: Arc<TrustBundle>| {
+        PeerVerifier::new(
+            Some(b),
+            PeerExpectation::DnsName("svc.allowed.test".to_owned()),
+            rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms,
+        )
+    };
+    let (cached, uncached) = (by_name(cached_bundle.clone()), by_name(uncached_bundle));
+    for v in [&cached, &uncached] {
+        assert!(verdict(v, &[own.clone(), issuer.der.clone()], unix(0)).is_ok());
+        assert!(verdict(v, &[own.clone(), issuer.der.clone()], unix(0)).is_ok());
+    }
+    assert_eq!(cached_bundle.chain_cache().stats(), (1, 1));
+    let chain = [stranger, issuer.der.clone()];
+    let a = verdict(&cached, &chain, unix(0)).unwrap_err();
+    let b = verdict(&uncached, &chain, unix(0)).unwrap_err();
+    assert_eq!(a.reason, Reason::CertUntrusted, "{a}");
+    assert_eq!(a, b);
+}
