@@ -4,8 +4,9 @@
 //! `kind: List`, then the same as JSON. Prints the input size, the time of load + plan
 //! and the process's peak resident memory (VmHWM) before and after.
 //!
-//! Each input is measured in a fresh process (VmHWM is per process). `-- --quick`
-//! plans a tenth of it (the CI smoke).
+//! Each input is measured in a fresh process (VmHWM is per process); the YAML also
+//! pinned to one core, beside it, since a List's items are parsed on every core.
+//! `-- --quick` plans a tenth of it (the CI smoke).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -219,21 +220,45 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // A List's items are parsed on every core; the YAML is also measured pinned to one
+    // core (`taskset`, when present), side by side, to show what the threads buy.
+    let pinned = std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     for (name, text) in [("cluster.yaml", &yaml), ("cluster.json", &json)] {
         let path = dir.path().join(name);
         if let Err(e) = std::fs::write(&path, text) {
             eprintln!("{e}");
             std::process::exit(1);
         }
-        // A fresh process per input: its peak memory is that input's alone.
-        let ok = std::process::Command::new(&me)
-            .arg("--measure")
-            .arg(&path)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("measuring {name} failed");
-            std::process::exit(1);
+        let one_core = pinned && name.ends_with(".yaml");
+        for pin in [false, true] {
+            if pin && !one_core {
+                continue;
+            }
+            if pin {
+                print!("(one core) ");
+            }
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            // A fresh process per input: its peak memory is that input's alone.
+            let mut cmd = if pin {
+                let mut c = std::process::Command::new("taskset");
+                c.args(["-c", "0"]).arg(&me);
+                c
+            } else {
+                std::process::Command::new(&me)
+            };
+            let ok = cmd
+                .arg("--measure")
+                .arg(&path)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("measuring {name} failed");
+                std::process::exit(1);
+            }
         }
     }
 }

@@ -124,6 +124,19 @@ pub struct HttpInfo {
     pub server: Option<String>,
 }
 
+impl HttpInfo {
+    /// The status and the `server` header (its first 64 characters) of a response head.
+    pub fn from_head(status: u16, headers: &http::HeaderMap) -> Self {
+        Self {
+            status,
+            server: headers
+                .get("server")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(64).collect()),
+        }
+    }
+}
+
 /// What the gRPC health check saw (`null` fields where the answer had none).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GrpcInfo {

@@ -95,14 +95,7 @@ where
         }
         Ok(Ok(a)) => a,
     };
-    run.report.http = Some(HttpInfo {
-        status: answer.status,
-        server: answer
-            .headers
-            .get("server")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(64).collect()),
-    });
+    run.report.http = Some(HttpInfo::from_head(answer.status, &answer.headers));
     let view = GrpcView {
         status: answer.status,
         headers: &answer.headers,

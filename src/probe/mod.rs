@@ -485,38 +485,14 @@ impl Prober {
                     ),
                 ));
             }
-            let (requested, sent) = {
-                let c = wire.lock();
-                (c.cert_requested, c.cert_sent)
-            };
-            let hs = HandshakeContext {
-                cert_requested: requested,
-                cert_sent: sent,
-                first_bytes: &[],
-                bytes_read: 0,
-                offered_versions: &prepared.versions_text,
-                offered_alpn: &prepared.alpn_text,
-                after_handshake: true,
-            };
+            let hs = prepared.after_handshake(wire);
             let app = CaptureSlot::default();
             let io = Sniff::new(stream, app.clone());
             return grpc::exchange(io, target, g, run, &app, hs, true).await;
         }
         match &target.http {
             Some(http) => {
-                let (requested, sent) = {
-                    let c = wire.lock();
-                    (c.cert_requested, c.cert_sent)
-                };
-                let hs = HandshakeContext {
-                    cert_requested: requested,
-                    cert_sent: sent,
-                    first_bytes: &[],
-                    bytes_read: 0,
-                    offered_versions: &prepared.versions_text,
-                    offered_alpn: &prepared.alpn_text,
-                    after_handshake: true,
-                };
+                let hs = prepared.after_handshake(wire);
                 let app = CaptureSlot::default();
                 let io = Sniff::new(stream, app.clone());
                 request::exchange(io, h2, target, http, run, &app, hs, true).await
@@ -569,6 +545,25 @@ impl Prober {
 }
 
 impl PreparedTarget {
+    /// The handshake's facts for classifying what follows it (the request or the gRPC
+    /// call): whether a certificate was asked for and sent; the wire's bytes are the
+    /// application's from here on.
+    fn after_handshake(&self, wire: &CaptureSlot) -> HandshakeContext<'_> {
+        let (cert_requested, cert_sent) = {
+            let c = wire.lock();
+            (c.cert_requested, c.cert_sent)
+        };
+        HandshakeContext {
+            cert_requested,
+            cert_sent,
+            first_bytes: &[],
+            bytes_read: 0,
+            offered_versions: &self.versions_text,
+            offered_alpn: &self.alpn_text,
+            after_handshake: true,
+        }
+    }
+
     fn context<'a>(
         &'a self,
         c: &'a crate::tls::capture::Capture,

@@ -94,14 +94,7 @@ where
         }
         Ok(Ok(r)) => r,
     };
-    run.report.http = Some(HttpInfo {
-        status: response.status,
-        server: response
-            .headers
-            .get("server")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(64).collect()),
-    });
+    run.report.http = Some(HttpInfo::from_head(response.status, &response.headers));
     if response.json && response.status == 200 {
         run.report.far_side = super::far_side::parse(&response.body_prefix);
     }
