@@ -5,6 +5,7 @@ pub mod discover;
 pub mod edges;
 pub mod fleet;
 pub mod http;
+mod identity;
 pub mod metrics;
 pub mod reload;
 pub mod runbook;
@@ -28,8 +29,9 @@ use crate::identity::Credentials;
 use crate::probe::{Prober, Resolver};
 use edges::{EdgeSet, EdgeSetOptions, EdgeSink};
 use fleet::Gate;
+use identity::{IdentitySource, identity_loop, log_identity, workload_api_events};
 use metrics::Metrics;
-use reload::{IdentityOutcome, IdentityReloader, content_digest, identity_paths};
+use reload::{IdentityReloader, content_digest, identity_paths};
 use view::{AgentView, EdgeView};
 
 /// How often the config file is checked for changes (SIGHUP reloads at once).
@@ -359,24 +361,6 @@ impl Agent {
     }
 }
 
-fn log_identity(creds: &Credentials, configured: bool) {
-    match (&creds.bundle, &creds.client) {
-        (Ok(b), Ok(c)) => tracing::info!(
-            spiffe_id = %c.spiffe_id.as_ref().map(ToString::to_string).unwrap_or_default(),
-            serial = %c.leaf.serial,
-            not_after = %crate::identity::load::rfc3339(c.leaf.not_after),
-            roots = b.roots().len(),
-            "identity loaded"
-        ),
-        (bundle, client) if configured => tracing::warn!(
-            bundle = %bundle.as_ref().err().map(String::as_str).unwrap_or("ok"),
-            client = %client.as_ref().err().map(String::as_str).unwrap_or("ok"),
-            "identity not loaded; mtls probes fail with local/identity_unavailable until the files are valid"
-        ),
-        _ => {}
-    }
-}
-
 /// The running `[[discover]]` tasks, by name.
 struct Discovers {
     edges: Arc<Gate>,
@@ -433,128 +417,6 @@ impl Discovers {
                     Some(self.metrics.clone()),
                 ));
                 running.insert(d.name.clone(), (d.clone(), task));
-            }
-        }
-    }
-}
-
-async fn identity_loop(
-    state: Arc<AgentState>,
-    mut reloader: IdentityReloader,
-    creds_tx: watch::Sender<Arc<Credentials>>,
-    changed: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let cfg = lock(&state.current).identity.clone();
-        let period = cfg.as_ref().map_or(Duration::from_secs(30), |c| c.reload);
-        tokio::select! {
-            () = tokio::time::sleep(period) => {}
-            () = changed.notified() => {}
-            _ = shutdown.changed() => return,
-        }
-        let Some(cfg) = cfg.or_else(|| lock(&state.current).identity.clone()) else {
-            continue;
-        };
-        match reloader.poll(&cfg, state.clock.now(), &creds_tx) {
-            IdentityOutcome::Unchanged => {}
-            IdentityOutcome::Reloaded => {
-                state.metrics.identity_reload(true);
-                *lock(&state.identity_problem) = None;
-                let creds = creds_tx.borrow().clone();
-                if let Ok(c) = &creds.client {
-                    state.metrics.set_identity_not_after(Some(c.leaf.not_after));
-                    tracing::info!(
-                        serial = %c.leaf.serial,
-                        not_after = %crate::identity::load::rfc3339(c.leaf.not_after),
-                        "identity reloaded; new handshakes use it"
-                    );
-                }
-            }
-            IdentityOutcome::Failed(problem) => {
-                state.metrics.identity_reload(false);
-                let kept = creds_tx
-                    .borrow()
-                    .client
-                    .as_ref()
-                    .ok()
-                    .map(|c| c.leaf.not_after);
-                match kept {
-                    Some(na) => tracing::warn!(
-                        problem = %problem,
-                        kept_until = %crate::identity::load::rfc3339(na),
-                        "identity reload failed; keeping the previous identity until it expires"
-                    ),
-                    None => {
-                        tracing::warn!(problem = %problem, "identity reload failed; no valid identity")
-                    }
-                }
-                *lock(&state.identity_problem) = Some(problem);
-            }
-        }
-    }
-}
-
-/// Where the agent's identity comes from, and what its task needs.
-enum IdentitySource {
-    /// Files polled by [`identity_loop`], which publishes on this sender.
-    Files(watch::Sender<Arc<Credentials>>),
-    /// The Workload API stream (already followed); its events.
-    WorkloadApi(
-        config::WorkloadApiConfig,
-        tokio::sync::mpsc::UnboundedReceiver<crate::identity::workload::Event>,
-    ),
-}
-
-/// `[identity] source = "workload-api"`: turns the stream's events into the same
-/// metrics, status-page problem and logs as file reloads.
-async fn workload_api_events(
-    state: Arc<AgentState>,
-    socket: String,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::identity::workload::Event>,
-) {
-    use crate::identity::workload::Event;
-    while let Some(event) = events.recv().await {
-        match event {
-            Event::Updated {
-                spiffe_id,
-                serial,
-                not_after,
-                trust_domains,
-            } => {
-                state.metrics.identity_reload(true);
-                state.metrics.set_identity_not_after(Some(not_after));
-                *lock(&state.identity_problem) = None;
-                tracing::info!(
-                    socket = %socket,
-                    spiffe_id = %spiffe_id,
-                    serial = %serial,
-                    not_after = %crate::identity::load::rfc3339(not_after),
-                    trust_domains = %trust_domains.join(","),
-                    "identity updated from the Workload API; new handshakes use it"
-                );
-            }
-            Event::Rejected(problem) | Event::Lost(problem) => {
-                state.metrics.identity_reload(false);
-                let kept = state
-                    .creds
-                    .borrow()
-                    .client
-                    .as_ref()
-                    .ok()
-                    .map(|c| c.leaf.not_after);
-                match kept {
-                    Some(na) => tracing::warn!(
-                        problem = %problem,
-                        kept_until = %crate::identity::load::rfc3339(na),
-                        "Workload API update failed; keeping the previous identity until it expires"
-                    ),
-                    None => tracing::warn!(
-                        problem = %problem,
-                        "Workload API update failed; no valid identity (mtls probes fail with local/identity_unavailable)"
-                    ),
-                }
-                *lock(&state.identity_problem) = Some(problem);
             }
         }
     }

@@ -8,6 +8,7 @@
 mod expect;
 pub mod far_side;
 mod grpc;
+mod post_handshake;
 mod request;
 pub mod resolve;
 
@@ -18,14 +19,13 @@ use std::time::{Duration, SystemTime};
 use rustls::ClientConfig;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::ServerName;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::classify::net::{connect_failure, connect_timeout, human_ms, resolve_timeout};
-use crate::classify::tls::{HandshakeContext, handshake_failure, silent_refusal};
+use crate::classify::tls::{HandshakeContext, handshake_failure};
 use crate::classify::{Failure, Reason};
 use crate::clock::{Clock, RustlsTime};
 use crate::config::{HttpCheck, Mode, PeerExpectation, StatusSet, Target, TlsVersion};
@@ -422,7 +422,7 @@ impl Prober {
                     PeerInfo::from_chain_parsed(chain, leaf, c.verified_root.as_deref(), bundle);
             }
         }
-        let mut stream = match result {
+        let stream = match result {
             Err(_) => {
                 let read = wire.lock().bytes_read;
                 return Err(Failure::new(
@@ -497,49 +497,7 @@ impl Prober {
                 let io = Sniff::new(stream, app.clone());
                 request::exchange(io, h2, target, http, run, &app, hs, true).await
             }
-            None => {
-                // TLS 1.3 servers refuse a client certificate after our Finished: the
-                // alert arrives on the first read. Wait briefly for it, scaled to the
-                // handshake's round trips so slow links get the same chance as loopback.
-                let wait =
-                    (hs_elapsed * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-                let until = (Instant::now() + wait).min(run.deadline);
-                let mut buf = [0u8; 1];
-                let t = Instant::now();
-                let read = timeout_at(until, stream.read(&mut buf)).await;
-                let total = run.report.timings_ms.tls.unwrap_or(0.0) + ms(t.elapsed());
-                run.report.timings_ms.tls = Some(total);
-                let silent = run.silent_since_handshake();
-                match read {
-                    Err(_) | Ok(Ok(1..)) => Ok(()),
-                    Ok(Ok(0)) if silent => {
-                        let c = wire.lock();
-                        Err(silent_refusal(&prepared.context(&c, true), false))
-                    }
-                    Ok(Err(e)) if silent && is_close(&e) => {
-                        let c = wire.lock();
-                        let reset = e.kind() != std::io::ErrorKind::UnexpectedEof;
-                        Err(silent_refusal(&prepared.context(&c, true), reset))
-                    }
-                    Ok(Ok(0)) => Err(Failure::refusal(
-                        Reason::ConnectionClosed,
-                        "the peer closed the connection right after the TLS handshake without \
-                         an alert (a TCP-level authorization deny, or a TLS 1.3 server refusing \
-                         our certificate silently)",
-                    )),
-                    Ok(Err(e)) => {
-                        let c = wire.lock();
-                        let ctx = prepared.context(&c, true);
-                        Err(handshake_failure(
-                            &e,
-                            &HandshakeContext {
-                                first_bytes: &[],
-                                ..ctx
-                            },
-                        ))
-                    }
-                }
-            }
+            None => post_handshake::await_refusal(stream, prepared, wire, run, hs_elapsed).await,
         }
     }
 }
