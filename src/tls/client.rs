@@ -2,17 +2,19 @@
 //!
 //! Built once per (target, identity generation) and shared by every probe of the
 //! target. Session resumption is disabled: every probe must make a full handshake so a
-//! rotated peer certificate is seen at the next probe (SPEC §4).
+//! rotated peer certificate is seen at the next probe (SPEC §4). Only the server's
+//! choice of key-exchange group is remembered ([`KxHintsOnly`]).
 
 use std::sync::Arc;
 
-use rustls::client::{ResolvesClientCert, Resumption};
+use rustls::client::{ResolvesClientCert, Resumption, Tls12Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::time_provider::TimeProvider;
 use rustls::{ClientConfig, SignatureScheme};
 
 use super::capture::record;
+use super::kx_hint::KxHintsOnly;
 use super::verifier::PeerVerifier;
 use crate::config::{Mode, PeerExpectation, Target, TlsVersion};
 use crate::identity::load::TrustBundle;
@@ -53,7 +55,8 @@ pub fn client_config(
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(Arc::new(RecordingResolver { key: client_key }));
     config.alpn_protocols = target.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    config.resumption = Resumption::disabled();
+    config.resumption = Resumption::store(Arc::new(KxHintsOnly::default()))
+        .tls12_resumption(Tls12Resumption::Disabled);
     Ok(Arc::new(config))
 }
 

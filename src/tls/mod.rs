@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod chain_cache;
 pub mod client;
+pub mod kx_hint;
 pub mod peer;
 pub mod trust;
 pub mod verifier;
