@@ -43,10 +43,11 @@ pub struct ProbeReport {
     /// The HTTP response, once one was received.
     pub http: Option<HttpInfo>,
     /// How the far side saw this connection, when the target answered in the `[serve]`
-    /// `/healthz` format (another agent); `null` otherwise.
-    pub far_side: Option<FarSide>,
+    /// `/healthz` format (another agent); `null` otherwise. Boxed, like `grpc`: every
+    /// edge keeps its last report, and most never carry either.
+    pub far_side: Option<Box<FarSide>>,
     /// The gRPC health check's answer, once a response head was received (SPEC §13).
-    pub grpc: Option<GrpcInfo>,
+    pub grpc: Option<Box<GrpcInfo>>,
     /// When the probe started, RFC 3339 UTC.
     pub at: String,
 }

@@ -746,13 +746,13 @@ mod tests {
     fn a_grpc_answer_is_shown_in_the_expanded_row() {
         let t = mtls("shop/grpc");
         let mut r = report(&t, Some(Reason::UnexpectedStatus), "NOT_SERVING");
-        r.grpc = Some(crate::report::GrpcInfo {
+        r.grpc = Some(Box::new(crate::report::GrpcInfo {
             service: "shop.Cart".into(),
             status: Some("OK"),
             code: Some(0),
             message: None,
             health: Some("NOT_SERVING"),
-        });
+        }));
         let html = page(&[edge(t, Some(r))]);
         assert!(
             html.contains("<dt>gRPC</dt><dd>shop.Cart NOT_SERVING</dd>"),
@@ -760,13 +760,13 @@ mod tests {
         );
         let t = mtls("shop/denied");
         let mut r = report(&t, Some(Reason::RbacDenied), "PERMISSION_DENIED");
-        r.grpc = Some(crate::report::GrpcInfo {
+        r.grpc = Some(Box::new(crate::report::GrpcInfo {
             service: String::new(),
             status: Some("PERMISSION_DENIED"),
             code: Some(7),
             message: Some("RBAC: <denied>".into()),
             health: None,
-        });
+        }));
         let html = page(&[edge(t, Some(r))]);
         assert!(
             html.contains(

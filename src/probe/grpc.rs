@@ -103,13 +103,13 @@ where
         body: &answer.data,
     };
     let (said, verdict) = classify_grpc(&view, &grpc.service);
-    run.report.grpc = Some(GrpcInfo {
+    run.report.grpc = Some(Box::new(GrpcInfo {
         service: grpc.service.clone(),
         status: said.code_name(),
         code: said.code,
         message: said.message,
         health: said.health,
-    });
+    }));
     verdict
 }
 

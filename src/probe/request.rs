@@ -96,7 +96,7 @@ where
     };
     run.report.http = Some(HttpInfo::from_head(response.status, &response.headers));
     if response.json && response.status == 200 {
-        run.report.far_side = super::far_side::parse(&response.body_prefix);
+        run.report.far_side = super::far_side::parse(&response.body_prefix).map(Box::new);
     }
     let prefix = &response.body_prefix[..response.body_prefix.len().min(BODY_PREFIX_LEN)];
     let view = ResponseView {
