@@ -46,9 +46,6 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Taken before `permits` by edges whose last probe timed out: half of them.
     slow_permits: Arc<Semaphore>,
-    /// Taken before `permits` by an edge's first probe, held at most
-    /// [`FIRST_PROBE_HOLD`]: a quarter of them (see [`first_share`]).
-    first_permits: Arc<Semaphore>,
     metrics: Option<Metrics>,
     windows: Vec<Duration>,
     window_labels: Vec<String>,
@@ -160,7 +157,6 @@ impl EdgeSet {
                 creds: o.creds,
                 permits: Arc::new(Semaphore::new(o.max_concurrency.max(1))),
                 slow_permits: Arc::new(Semaphore::new(slow_share(o.max_concurrency))),
-                first_permits: Arc::new(Semaphore::new(first_share(o.max_concurrency))),
                 metrics: o.metrics,
                 windows: o.windows,
                 window_labels,
@@ -336,11 +332,6 @@ impl EdgeSet {
     pub fn set_max_concurrency(&self, old: usize, new: usize) {
         resize(&self.inner.permits, old, new);
         resize(&self.inner.slow_permits, slow_share(old), slow_share(new));
-        resize(
-            &self.inner.first_permits,
-            first_share(old),
-            first_share(new),
-        );
     }
 
     /// Waits for the edge tasks to stop after shutdown was signalled (each finishes its
@@ -462,17 +453,6 @@ async fn edge_loop(inner: Arc<Inner>, edge: Arc<Edge>, mut target: Arc<Target>) 
         if *shutdown.borrow() {
             return;
         }
-        let first_permit = if first {
-            tokio::select! {
-                p = inner.first_permits.acquire() => match p {
-                    Ok(p) => Some(p),
-                    Err(_) => return,
-                },
-                _ = shutdown.changed() => return,
-            }
-        } else {
-            None
-        };
         let slow_permit = if slow {
             tokio::select! {
                 p = inner.slow_permits.acquire() => match p {
@@ -506,21 +486,7 @@ async fn edge_loop(inner: Arc<Inner>, edge: Arc<Edge>, mut target: Arc<Target>) 
         // Boxed: the probe's future (TLS, hyper, classification state: ≈ 12 KB) would
         // otherwise live inline in every edge task for the task's whole life, sleeping
         // included — 120 MB for 10,000 edges. Boxed, it exists only while probing.
-        let report = Box::pin(async {
-            let probe = inner.prober.run(&prepared, &inner.source);
-            let Some(first_permit) = first_permit else {
-                return probe.await;
-            };
-            tokio::pin!(probe);
-            tokio::select! {
-                r = &mut probe => r,
-                () = tokio::time::sleep(FIRST_PROBE_HOLD) => {
-                    drop(first_permit);
-                    probe.await
-                }
-            }
-        })
-        .await;
+        let report = Box::pin(inner.prober.run(&prepared, &inner.source)).await;
         drop(_permit);
         drop(slow_permit);
         slow = timed_out(&report);
@@ -570,24 +536,6 @@ fn next_slot(slot: Instant, interval: Duration, now: Instant) -> Instant {
 fn slow_share(max_concurrency: usize) -> usize {
     (max_concurrency / 2).max(1)
 }
-
-/// Permits for edges' first probes: a quarter of `max_concurrency`, at least 1.
-///
-/// The first round puts every edge's first probe into `jitter × interval` (10,000 edges
-/// in 2 s at 20 s), far more than a peer answers at once, so without this bound every
-/// permit fills with handshakes queued at the peers, each holding its TLS state and
-/// buffers (≈ 45 KB): 256 of them were the agent's peak memory. A quarter of the permits
-/// carries the same throughput when the peers are the limit (the probes just wait less
-/// each) and leaves three quarters to the edges already on their steady schedule.
-fn first_share(max_concurrency: usize) -> usize {
-    (max_concurrency / 4).max(1)
-}
-
-/// How long a first probe holds its first-round permit. A probe still running after this
-/// waits on a slow or silent peer, not on our CPU, and holds little beyond its
-/// connection: it lets the next first probe start, so a mass of blackholed targets
-/// delays readiness no more than before (their own timeouts bound it).
-const FIRST_PROBE_HOLD: Duration = Duration::from_secs(1);
 
 /// Grows or shrinks a semaphore from `old` to `new` permits (a config reload).
 fn resize(permits: &Arc<Semaphore>, old: usize, new: usize) {
@@ -754,87 +702,6 @@ mod tests {
             2 * holes
         );
         set.remove("healthy");
-    }
-
-    /// An edge set of `n` edges to `addr` (interval 30 s, `timeout`), all due at once,
-    /// sending `(target, when)` of each completed probe.
-    fn silent_set(
-        addr: std::net::SocketAddr,
-        n: usize,
-        timeout: &str,
-        max_concurrency: usize,
-    ) -> (
-        EdgeSet,
-        tokio::sync::mpsc::UnboundedReceiver<Instant>,
-        watch::Sender<bool>,
-    ) {
-        let mut toml = String::from("[agent]\nsource = \"t\"\njitter = 0\n");
-        for i in 0..n {
-            toml.push_str(
-                &target(&format!("silent/{i}"), addr, "30s")
-                    .replace("timeout = \"30s\"", &format!("timeout = \"{timeout}\"")),
-            );
-        }
-        let config = crate::config::load_str(&toml, "t.toml", &Default::default()).unwrap();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let observer: Observer = Arc::new(move |_: &ProbeReport, _: Option<&ProbeReport>| {
-            let _ = tx.send(Instant::now());
-        });
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let creds = Credentials::load(None, &provider, SystemTime::now());
-        let (_creds_tx, creds) = watch::channel(Arc::new(creds));
-        let (stop, shutdown) = watch::channel(false);
-        let set = EdgeSet::new(EdgeSetOptions {
-            source: "t".into(),
-            prober: Prober::new(Resolver::new(&[]), Arc::new(SystemClock)),
-            creds,
-            max_concurrency,
-            windows: vec![Duration::from_secs(300)],
-            jitter: 0.0,
-            metrics: None,
-            shutdown,
-            observer: Some(observer),
-            log_transitions: false,
-        });
-        for t in &config.targets {
-            set.upsert(t.clone(), true);
-        }
-        (set, rx, stop)
-    }
-
-    #[tokio::test]
-    async fn first_probes_take_a_quarter_of_the_permits_for_at_most_a_second() {
-        let silent = peers::spawn(Behavior::Plaintext {
-            http: HttpBehavior::Silent,
-        })
-        .await
-        .unwrap();
-        // Four permits, one for first probes: four first probes of 300 ms run one after
-        // another (all four at once would end together after 300 ms).
-        let start = Instant::now();
-        let (_set, mut done, _stop) = silent_set(silent.addr(), 4, "300ms", 4);
-        let mut last = start;
-        for _ in 0..4 {
-            last = done.recv().await.unwrap();
-        }
-        assert!(
-            last - start >= Duration::from_millis(1150),
-            "four 300 ms first probes ended {:?} after the start: they ran side by side",
-            last - start
-        );
-        // Probes of 2.5 s let the next first probe start after one second, so three of
-        // them end by ≈ 4.5 s, not 7.5 s as they would one after another.
-        let start = Instant::now();
-        let (_set, mut done, _stop) = silent_set(silent.addr(), 3, "2500ms", 4);
-        for _ in 0..3 {
-            last = done.recv().await.unwrap();
-        }
-        assert!(
-            last - start < Duration::from_millis(6500),
-            "three 2.5 s first probes took {:?}: a slow first probe held its first-round \
-             permit past {FIRST_PROBE_HOLD:?}",
-            last - start
-        );
     }
 
     #[tokio::test]
