@@ -24,5 +24,6 @@ pub mod identity;
 pub mod plan;
 pub mod probe;
 pub mod report;
+mod sync;
 pub mod tls;
 pub mod watch;

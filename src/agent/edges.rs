@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, Semaphore, watch};
@@ -34,6 +34,7 @@ use crate::config::Target;
 use crate::identity::Credentials;
 use crate::probe::Prober;
 use crate::report::ProbeReport;
+use crate::sync::lock;
 
 /// Called with every completed probe (the `watch` command's live view and report).
 pub type Observer = Arc<dyn Fn(&ProbeReport, Option<&ProbeReport>) + Send + Sync>;
@@ -560,10 +561,6 @@ fn timed_out(report: &ProbeReport) -> bool {
         report.reason,
         Some(Reason::ConnectTimeout | Reason::HandshakeTimeout | Reason::RequestTimeout)
     )
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

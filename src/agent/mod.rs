@@ -17,7 +17,7 @@ pub mod window;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::config::{self, Config, Discover, Env, FleetConfig};
 use crate::identity::Credentials;
 use crate::probe::{Prober, Resolver};
+use crate::sync::lock;
 use edges::{EdgeSet, EdgeSetOptions, EdgeSink};
 use fleet::Gate;
 use identity::{IdentitySource, identity_loop, log_identity, workload_api_events};
@@ -571,8 +572,4 @@ fn apply(state: &AgentState, discovers: &Discovers, mut new: Config, identity_ch
     if identity_moved {
         identity_changed.notify_one();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -19,6 +19,8 @@ use rustls::NamedGroup;
 use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
 use rustls_pki_types::ServerName;
 
+use crate::sync::lock;
+
 /// Server names remembered per store (one store per `ClientConfig`, which edges with
 /// the same TLS parameters share). Past this the map starts over: a forgotten hint
 /// costs one ClientHello with the default shares, nothing else.
@@ -33,10 +35,7 @@ pub struct KxHintsOnly {
 
 impl KxHintsOnly {
     fn hints(&self) -> std::sync::MutexGuard<'_, HashMap<ServerName<'static>, NamedGroup>> {
-        // A map of plain values cannot be left half-updated by a panic elsewhere.
-        self.hints
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.hints)
     }
 }
 

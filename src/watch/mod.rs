@@ -13,7 +13,7 @@ pub mod screen;
 pub mod stats;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::identity::Credentials;
 use crate::identity::load::rfc3339;
 use crate::probe::{Prober, Resolver};
+use crate::sync::lock;
 use report::{EdgeReport, WatchReport};
 use stats::{AllStats, EdgeStats, fmt_ratio};
 
@@ -381,10 +382,6 @@ fn frame(
 fn mmss(d: Duration) -> String {
     let s = d.as_secs();
     format!("{:02}:{:02}", s / 60, s % 60)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

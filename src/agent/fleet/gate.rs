@@ -5,13 +5,14 @@
 //! takes. Edges that stay keep their windows; edges that leave lose their series.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::assign::{self, Item};
 use super::membership::State;
 use crate::agent::edges::{EdgeSet, EdgeSink};
 use crate::agent::view::{EdgeFleet, EdgeView, FleetView, Share};
 use crate::config::{FleetConfig, FleetScope, Origin, Target};
+use crate::sync::lock;
 
 /// What decides which candidates this agent holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -326,10 +327,6 @@ impl EdgeSink for Gate {
         }
         self.publish(&g);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@
 //! in the crate's registry.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::DURATION_BUCKETS;
 use crate::classify::Reason;
 use crate::report::ProbeReport;
+pub(super) use crate::sync::lock;
 
 /// Longest label value taken from a peer's certificate.
 pub(super) const MAX_CERT_LABEL: usize = 256;
@@ -376,10 +377,6 @@ pub(super) fn bounded(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
