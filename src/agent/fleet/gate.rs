@@ -154,7 +154,7 @@ impl Gate {
         for (name, c) in candidates.iter_mut() {
             let want = decide(rule, &c.target).is_some();
             if want && !c.held {
-                self.edges.upsert((*c.target).clone(), c.first_round);
+                self.edges.upsert_shared(c.target.clone(), c.first_round);
                 c.held = true;
                 added += 1;
             } else if !want && c.held {
@@ -290,7 +290,13 @@ impl EdgeSink for Gate {
         let before = g.candidates.get(&name);
         let held_before = before.is_some_and(|c| c.held);
         let counted_before = before.is_some_and(counts);
-        let target = Arc::new(target);
+        // An unchanged target keeps the copy the gate and its edge already share: a
+        // reload then holds one copy of each target, not the edge's old one beside the
+        // gate's new one.
+        let target = match before {
+            Some(c) if *c.target == target => c.target.clone(),
+            _ => Arc::new(target),
+        };
         let holds = share.is_some();
         if holds {
             // New or changed in place (the edge set keeps an unchanged one as it is).

@@ -257,3 +257,33 @@ async fn reload_and_discovery_go_through_the_same_decision() {
     assert!(!gate.names().contains(&mine.name));
     assert!(!names(&set).contains(&d.edge(ip("10.0.0.2")).name));
 }
+
+#[tokio::test]
+async fn a_reload_of_unchanged_targets_keeps_one_copy_of_each() {
+    let c = config();
+    let (set, _stop) = edge_set(None);
+    let gate = Arc::new(Gate::new(set.clone(), sharing(&c, &[ME], 0)));
+    for t in &c.targets {
+        gate.upsert(t.clone(), true);
+    }
+    let first: Vec<Arc<Target>> = set.views().into_iter().map(|v| v.target).collect();
+    assert_eq!(first.len(), c.targets.len());
+    // The same file again (a reload that changed nothing, or one that changed one
+    // target): every unchanged edge and its candidate still share the first copy.
+    let mut again = config();
+    again.targets[0].timeout = Duration::from_secs(1);
+    for t in again.targets {
+        gate.upsert(t, false);
+    }
+    let g = lock(&gate.inner);
+    for (i, (view, before)) in set.views().into_iter().zip(&first).enumerate() {
+        let candidate = &g.candidates[&view.target.name].target;
+        assert!(Arc::ptr_eq(&view.target, candidate), "{}", view.target.name);
+        assert_eq!(
+            Arc::ptr_eq(&view.target, before),
+            view.target.name != c.targets[0].name,
+            "target {i}: {}",
+            view.target.name
+        );
+    }
+}
