@@ -22,6 +22,7 @@
 //! and the caller reads the whole file through the `config` crate, as before: errors
 //! are then reported by the same code with the same positions.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::Path;
 
@@ -41,8 +42,9 @@ const TARGET: &str = "target";
 pub(super) struct Split {
     /// Every table but `[[target]]`, for the `config` crate.
     pub(super) rest: Tables,
-    /// The `[[target]]` tables, in file order.
-    pub(super) targets: Vec<RawTarget>,
+    /// The byte ranges of the `[[target]]` tables, in file order; every one of them
+    /// deserialized once (see [`TargetTables`]).
+    pub(super) targets: Vec<Range<usize>>,
     /// The first target that did not deserialize; reported after the rest of the file
     /// has been read, as a whole-file read would find syntax errors first.
     pub(super) error: Option<ConfigError>,
@@ -51,24 +53,17 @@ pub(super) struct Split {
 /// Reads `text` (named `file` in messages) table by table; `None` when the caller must
 /// read it whole through the `config` crate (see the module documentation).
 pub(super) fn split(text: &str, file: &Path) -> Option<Split> {
-    let (rest, chunks) = sections(text)?;
-    let mut targets = Vec::with_capacity(chunks.len());
+    let (rest, targets) = sections(text)?;
     let mut error = None;
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let value = one_target(&text[chunk])?;
-        if error.is_some() {
-            continue;
-        }
-        match serde_path_to_error::deserialize::<_, RawTarget>(value) {
-            Ok(t) => targets.push(t),
-            Err(e) => {
-                let mut e = ConfigError::from_deserialize(file, &EnvKeys::default(), e);
-                e.key = Some(match e.key {
-                    Some(k) => format!("{TARGET}[{i}].{k}"),
-                    None => format!("{TARGET}[{i}]"),
-                });
-                error = Some(e);
-            }
+    // Every table is deserialized here and dropped: errors are found now, before the
+    // rest of the file is validated, as a whole-file read would find them; the values
+    // are made again one at a time when they are converted (`TargetTables`).
+    for (i, chunk) in targets.iter().enumerate() {
+        let value = one_target(&text[chunk.clone()])?;
+        if error.is_none()
+            && let Err(e) = deserialize(value, i, file)
+        {
+            error = Some(e);
         }
     }
     let rest = DeTable::parse(&rest).ok()?.into_inner();
@@ -84,6 +79,61 @@ pub(super) fn split(text: &str, file: &Path) -> Option<Split> {
         targets,
         error,
     })
+}
+
+/// The `[[target]]` table number `i` of `file`, with keys in messages as a whole-file
+/// read names them (`target[i].key`).
+fn deserialize(value: Value, i: usize, file: &Path) -> Result<RawTarget, ConfigError> {
+    serde_path_to_error::deserialize::<_, RawTarget>(value).map_err(|e| {
+        let mut e = ConfigError::from_deserialize(file, &EnvKeys::default(), e);
+        e.key = Some(match e.key {
+            Some(k) => format!("{TARGET}[{i}].{k}"),
+            None => format!("{TARGET}[{i}]"),
+        });
+        e
+    })
+}
+
+/// The `[[target]]` tables of a file that [`split`] read, kept as text and deserialized
+/// again one at a time as validation converts them: the raw form of 10,000 targets
+/// (≈ 800 bytes each with its strings) never exists beside their validated form, only
+/// the text (≈ 250 bytes each) does.
+#[derive(Debug)]
+pub struct TargetTables<'a> {
+    text: Cow<'a, str>,
+    chunks: Vec<Range<usize>>,
+}
+
+impl<'a> TargetTables<'a> {
+    /// Tables `chunks` of `text`, every one of which [`split`] deserialized.
+    pub(crate) fn new(text: Cow<'a, str>, chunks: Vec<Range<usize>>) -> Self {
+        Self { text, chunks }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// How many tables.
+    pub fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Table `i`, deserialized; `file` names it in messages.
+    pub fn get(&self, i: usize, file: &Path) -> Result<RawTarget, ConfigError> {
+        let range = self.chunks.get(i).cloned().unwrap_or_default();
+        let section = self.text.get(range).unwrap_or_default();
+        match one_target(section) {
+            Some(value) => deserialize(value, i, file),
+            // `split` parsed this same section already.
+            None => Err(ConfigError::new(
+                file,
+                Some(format!("{TARGET}[{i}]")),
+                "the table could not be read again",
+            )),
+        }
+    }
 }
 
 /// One `[[target]]` section (header, keys, sub-tables) as the `config` crate would
@@ -272,7 +322,10 @@ fn to_value(v: DeValue<'_>) -> Value {
 
 /// A file of `[[target]]` tables alone (an included file), read table by table; `None`
 /// when it holds anything else or is not understood (the caller reads it whole).
-pub(super) fn only_targets(text: &str, file: &Path) -> Option<Result<Vec<RawTarget>, ConfigError>> {
+pub(super) fn only_targets(
+    text: &str,
+    file: &Path,
+) -> Option<Result<Vec<Range<usize>>, ConfigError>> {
     let split = split(text, file)?;
     if !split.rest.is_empty() {
         return None;

@@ -21,7 +21,8 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::error::EnvKeys;
-use super::raw::RawTarget;
+use super::document::TargetTables;
+use super::raw::{RawTarget, RawTargets};
 
 /// The most files all patterns together may pull in.
 pub const MAX_INCLUDED_FILES: usize = 1024;
@@ -43,7 +44,7 @@ pub struct IncludedRaw {
     /// The file, as matched (absolute when the pattern was).
     pub file: PathBuf,
     /// Its `[[target]]` tables.
-    pub targets: Vec<RawTarget>,
+    pub targets: RawTargets<'static>,
 }
 
 /// A pattern as written resolved against the config file's directory (`base_dir`);
@@ -151,7 +152,7 @@ pub fn read(patterns: &[String], config_file: &Path) -> Result<Vec<IncludedRaw>,
 ///
 /// The `config` crate reads it (not `toml` directly) so that every scalar arrives as a
 /// string exactly as in `probes.toml` and every message is worded the same.
-fn read_one(file: &Path) -> Result<Vec<RawTarget>, ConfigError> {
+fn read_one(file: &Path) -> Result<RawTargets<'static>, ConfigError> {
     let bytes = crate::fsutil::read_small(file)
         .map_err(|e| ConfigError::new(file, None, format!("cannot read the included file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -166,8 +167,11 @@ fn read_one(file: &Path) -> Result<Vec<RawTarget>, ConfigError> {
     })?;
     // Table by table when the file holds only `[[target]]` tables and reads cleanly
     // (`super::document`); otherwise whole, for the `config` crate's own messages.
-    if let Some(targets) = super::document::only_targets(&text, file) {
-        return targets;
+    if let Some(chunks) = super::document::only_targets(&text, file) {
+        return Ok(RawTargets::Tables(TargetTables::new(
+            std::borrow::Cow::Owned(text),
+            chunks?,
+        )));
     }
     let tree = config::Config::builder()
         .add_source(File::from_str(&text, FileFormat::Toml))
@@ -193,7 +197,7 @@ fn read_one(file: &Path) -> Result<Vec<RawTarget>, ConfigError> {
         }
         err
     })?;
-    Ok(raw.target.unwrap_or_default())
+    Ok(RawTargets::Read(raw.target.unwrap_or_default()))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! at a time beside that tree ([`super::document`]), with the same conversions and
 //! messages, so a file of 10,000 targets never exists as one `config` tree.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -20,7 +21,7 @@ use config::{Environment, File, FileFormat};
 use serde::Deserialize;
 
 use super::Env;
-use super::document;
+use super::document::{self, TargetTables};
 use super::error::{ConfigError, EnvKeys, env_var_key};
 
 /// The whole file.
@@ -348,7 +349,58 @@ pub const ENV_LIST_KEYS: [&str; 4] = [
 
 /// Reads `toml` (named `file` in messages) with the `MTLS_PROBER_*` overrides from
 /// `env` on top, into the raw tree. Never reads the process environment.
-pub(super) fn read(toml: &str, file: &Path, env: &Env) -> Result<RawConfig, ConfigError> {
+/// The `[[target]]` tables of one file, raw: deserialized all at once (the `config`
+/// crate's reading of a whole file), or kept as text and deserialized one at a time as
+/// they are validated ([`TargetTables`]).
+#[derive(Debug)]
+pub enum RawTargets<'a> {
+    /// Deserialized.
+    Read(Vec<RawTarget>),
+    /// Text, every table of which deserialized once already.
+    Tables(TargetTables<'a>),
+}
+
+impl Default for RawTargets<'_> {
+    fn default() -> Self {
+        Self::Read(Vec::new())
+    }
+}
+
+impl RawTargets<'_> {
+    /// How many tables.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Read(v) => v.len(),
+            Self::Tables(t) => t.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with each table in file order (`file` names them in messages), until
+    /// it fails.
+    pub fn each(
+        self,
+        file: &Path,
+        mut f: impl FnMut(usize, RawTarget) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        match self {
+            Self::Read(v) => v.into_iter().enumerate().try_for_each(|(i, t)| f(i, t)),
+            Self::Tables(t) => (0..t.len()).try_for_each(|i| f(i, t.get(i, file)?)),
+        }
+    }
+}
+
+/// Reads `toml` (the file `file`) with the `MTLS_PROBER_*` overrides of `env` on top:
+/// everything but the `[[target]]` tables, and those.
+pub(super) fn read<'a>(
+    toml: &'a str,
+    file: &Path,
+    env: &Env,
+) -> Result<(RawConfig, RawTargets<'a>), ConfigError> {
     let env_keys = EnvKeys::new(env);
     // Two variables for one key (`MTLS_PROBER_AGENT__SOURCE` and a lowercase spelling),
     // or one for a table and one for a key inside it (`MTLS_PROBER_AGENT` and
@@ -443,13 +495,12 @@ pub(super) fn read(toml: &str, file: &Path, env: &Env) -> Result<RawConfig, Conf
 
     let mut raw: RawConfig = serde_path_to_error::deserialize(tree)
         .map_err(|e| ConfigError::from_deserialize(file, &env_keys, e))?;
-    if let Some((targets, error)) = targets {
-        if let Some(e) = error {
-            return Err(e);
-        }
-        raw.target = (!targets.is_empty()).then_some(targets);
-    }
-    Ok(raw)
+    let targets = match targets {
+        Some((_, Some(e))) => return Err(e),
+        Some((chunks, None)) => RawTargets::Tables(TargetTables::new(Cow::Borrowed(toml), chunks)),
+        None => RawTargets::Read(raw.target.take().unwrap_or_default()),
+    };
+    Ok((raw, targets))
 }
 
 /// Whether an environment variable sets `target` or a key inside it.

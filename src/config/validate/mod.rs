@@ -8,6 +8,7 @@
 //! a config is either wholly valid or not used at all.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use crate::identity::spiffe::{SpiffeError, SpiffeId, TrustDomain};
 use super::error::EnvKeys;
 use super::raw::{
     self, RawAgent, RawConfig, RawDiscover, RawFleet, RawGrpc, RawHttp, RawIdentity, RawProbe,
-    RawServe, RawTarget,
+    RawServe, RawTarget, RawTargets,
 };
 use super::{
     AgentConfig, ClientAuth, Config, ConfigError, Discover, Env, Expect, FleetConfig, FleetScope,
@@ -115,13 +116,13 @@ fn load(
     env: &Env,
     base_dir: Option<&Path>,
 ) -> Result<Config, ConfigError> {
-    let raw = raw::read(text, file, env)?;
+    let (raw, targets) = raw::read(text, file, env)?;
     let cx = Cx {
         file,
         env,
         base_dir,
     };
-    cx.config(raw).map_err(|mut e| {
+    cx.config(raw, targets).map_err(|mut e| {
         EnvKeys::new(env).annotate(&mut e);
         e
     })
@@ -154,7 +155,7 @@ impl Cx<'_> {
         v.ok_or_else(|| self.err(key, format!("missing; expected {what}")))
     }
 
-    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn config(&self, raw: RawConfig, raw_targets: RawTargets<'_>) -> Result<Config, ConfigError> {
         let agent = self.agent(raw.agent.unwrap_or_default())?;
         let fleet = raw.fleet.map(|f| self.fleet(f, &agent)).transpose()?;
         let identity = raw.identity.map(|i| self.identity(i)).transpose()?;
@@ -167,12 +168,7 @@ impl Cx<'_> {
         // Every edge name, with what introduced it, for uniqueness checks.
         let mut names: BTreeMap<String, NameOwner> = BTreeMap::new();
         let mut targets = Vec::new();
-        self.targets(
-            raw.target.unwrap_or_default(),
-            &defaults,
-            &mut names,
-            &mut targets,
-        )?;
+        self.targets(raw_targets, &defaults, &mut names, &mut targets)?;
         let mut included = Vec::new();
         for inc in super::include::read(&agent.include, self.file)? {
             let cx = Cx {
@@ -217,7 +213,7 @@ impl Cx<'_> {
                     format!(
                         "{name:?} starts with {prefix:?}, the prefix of the edges of \
                          discover[{i}]{} (named \"{}<ip>\"); expected a name outside that prefix",
-                        if owner.file == self.file {
+                        if *owner.file == *self.file {
                             String::new()
                         } else {
                             format!(" in {}", self.file.display())
@@ -298,13 +294,14 @@ impl Cx<'_> {
     /// all files.
     fn targets(
         &self,
-        raw: Vec<RawTarget>,
+        raw: RawTargets<'_>,
         defaults: &Defaults<'_>,
         names: &mut BTreeMap<String, NameOwner>,
         targets: &mut Vec<Target>,
     ) -> Result<(), ConfigError> {
-        let file = self.file.to_path_buf();
-        for (i, raw) in raw.into_iter().enumerate() {
+        let file: Arc<Path> = self.file.into();
+        targets.reserve(raw.len());
+        raw.each(self.file, |i, raw| {
             let base = format!("target[{i}]");
             let target = self.target(&base, raw, defaults)?;
             let name_key = format!("{base}.name");
@@ -321,7 +318,7 @@ impl Cx<'_> {
             names.insert(
                 target.name.clone(),
                 NameOwner {
-                    base: base.clone(),
+                    index: i,
                     companion: false,
                     file: file.clone(),
                 },
@@ -344,15 +341,15 @@ impl Cx<'_> {
                 names.insert(
                     companion.name.clone(),
                     NameOwner {
-                        base: base.clone(),
+                        index: i,
                         companion: true,
                         file: file.clone(),
                     },
                 );
                 targets.push(companion);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -428,21 +425,24 @@ fn expand_trust_domain(td: TrustDomain, identity: Option<&IdentityConfig>) -> Ve
 }
 
 /// What introduced an edge name: a `[[target]]` or its `verify_strict` companion.
+///
+/// One per target of every file while a config loads, so it is kept small: the index
+/// rather than its key's text, and one shared copy of the file's path.
 struct NameOwner {
-    /// `target[N]`.
-    base: String,
+    /// `N` of `target[N]`.
+    index: usize,
     companion: bool,
     /// The file it came from: the config file or an included one.
-    file: PathBuf,
+    file: Arc<Path>,
 }
 
 impl NameOwner {
     /// The key to blame for the name.
     fn key(&self) -> String {
         if self.companion {
-            format!("{}.verify_strict", self.base)
+            format!("target[{}].verify_strict", self.index)
         } else {
-            format!("{}.name", self.base)
+            format!("target[{}].name", self.index)
         }
     }
 }
@@ -450,7 +450,7 @@ impl NameOwner {
 impl NameOwner {
     /// "target[0]" when in `here`, the file being checked; else "target[0] in FILE".
     fn describe(&self, here: &Path) -> String {
-        if self.file == here {
+        if *self.file == *here {
             self.to_string()
         } else {
             format!("{self} in {}", self.file.display())
@@ -461,9 +461,9 @@ impl NameOwner {
 impl std::fmt::Display for NameOwner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.companion {
-            write!(f, "the verify_strict companion of {}", self.base)
+            write!(f, "the verify_strict companion of target[{}]", self.index)
         } else {
-            f.write_str(&self.base)
+            write!(f, "target[{}]", self.index)
         }
     }
 }
