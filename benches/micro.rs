@@ -141,7 +141,7 @@ fn classification(c: &mut Criterion) {
 
 fn recording(c: &mut Criterion) {
     let mut g = c.benchmark_group("record");
-    let windows = vec!["5m".to_owned(), "30m".to_owned()];
+    let windows: Arc<[Arc<str>]> = Arc::from([Arc::from("5m"), Arc::from("30m")]);
     let m = Metrics::new("node-a").unwrap();
     let mut e = m.edge("prod/api", &windows);
     let pass = Arc::new(report("prod/api", true, "01"));

@@ -267,11 +267,11 @@ impl Metrics {
 
     /// The series of one edge, created now (`success` and `attempts_total` at 0, the
     /// others on first use); `windows` are the `window` labels of its success ratios.
-    pub fn edge(&self, target: &str, windows: &[String]) -> EdgeMetrics {
+    pub fn edge(&self, target: &str, windows: &Arc<[Arc<str>]>) -> EdgeMetrics {
         let series = Arc::new(Mutex::new(EdgeSeries::new(
             &self.source,
             target,
-            Arc::from(windows),
+            windows.clone(),
         )));
         lock(&self.edges).insert(target.to_owned(), series.clone());
         let s = self.source.as_str();
@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn an_edge_costs_at_most_20_series_with_the_defaults() {
         let m = Metrics::new("node-a").unwrap();
-        let windows = vec!["5m".to_owned(), "30m".to_owned()];
+        let windows: Arc<[Arc<str>]> = Arc::from([Arc::from("5m"), Arc::from("30m")]);
         let mut e = m.edge("prod/api", &windows);
         m.record(
             &mut e,
@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn rotation_replaces_the_info_series_and_forget_removes_all() {
         let m = Metrics::new("node-a").unwrap();
-        let windows = vec!["5m".to_owned()];
+        let windows: Arc<[Arc<str>]> = Arc::from([Arc::from("5m")]);
         let mut e = m.edge("prod/api", &windows);
         m.record(&mut e, &Arc::new(report(true, None, "01")), [Some(1.0)]);
         m.record(&mut e, &Arc::new(report(true, None, "02")), [Some(1.0)]);

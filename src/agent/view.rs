@@ -19,7 +19,7 @@ pub struct EdgeView {
     pub last: Option<std::sync::Arc<ProbeReport>>,
     /// Success ratio per configured window, in window order: (label like "5m", ratio or
     /// `None` when no probe completed in that window).
-    pub success_ratio: Vec<(String, Option<f64>)>,
+    pub success_ratio: Vec<(std::sync::Arc<str>, Option<f64>)>,
     /// Probes completed since the edge was created.
     pub probes: u64,
     /// Of which passed.
@@ -206,7 +206,7 @@ impl EdgeView {
                 let v = r
                     .and_then(serde_json::Number::from_f64)
                     .map_or(serde_json::Value::Null, serde_json::Value::Number);
-                (w.clone(), v)
+                (w.to_string(), v)
             })
             .collect();
         ApiEdge {

@@ -20,8 +20,8 @@ use config::{File, FileFormat};
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::error::EnvKeys;
 use super::document::TargetTables;
+use super::error::EnvKeys;
 use super::raw::{RawTarget, RawTargets};
 
 /// The most files all patterns together may pull in.

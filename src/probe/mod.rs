@@ -13,6 +13,7 @@ mod post_handshake;
 mod request;
 pub mod resolve;
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -71,8 +72,11 @@ pub struct PreparedTarget {
     /// The target.
     pub target: Arc<Target>,
     setup: Setup,
-    versions_text: String,
-    alpn_text: String,
+    /// What we offer, as failure details name it ("1.2, 1.3", "h2, http/1.1"). Every
+    /// edge keeps its prepared target, and nearly all offer one of a few lists: those
+    /// are static text, not two strings per edge.
+    versions_text: Cow<'static, str>,
+    alpn_text: Cow<'static, str>,
 }
 
 #[derive(Debug)]
@@ -126,16 +130,8 @@ impl Prober {
 
     /// Builds a target's TLS configuration from the current credentials.
     pub fn prepare(&self, target: Arc<Target>, creds: &Credentials) -> PreparedTarget {
-        let versions_text = target
-            .tls_versions
-            .iter()
-            .map(|v| match v {
-                TlsVersion::V1_2 => "1.2",
-                TlsVersion::V1_3 => "1.3",
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let alpn_text = target.alpn.join(", ");
+        let versions_text = versions_text(&target.tls_versions);
+        let alpn_text = alpn_text(&target.alpn);
         let setup = self.setup(&target, creds);
         PreparedTarget {
             target,
@@ -393,6 +389,38 @@ impl Prober {
     }
 }
 
+/// `versions` as failure details list them.
+fn versions_text(versions: &[TlsVersion]) -> Cow<'static, str> {
+    use TlsVersion::{V1_2, V1_3};
+    match versions {
+        [] => Cow::Borrowed(""),
+        [V1_2] => Cow::Borrowed("1.2"),
+        [V1_3] => Cow::Borrowed("1.3"),
+        [V1_2, V1_3] => Cow::Borrowed("1.2, 1.3"),
+        [V1_3, V1_2] => Cow::Borrowed("1.3, 1.2"),
+        _ => Cow::Owned(
+            versions
+                .iter()
+                .map(|v| match v {
+                    V1_2 => "1.2",
+                    V1_3 => "1.3",
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    }
+}
+
+/// `alpn` as failure details list it.
+fn alpn_text(alpn: &[String]) -> Cow<'static, str> {
+    const COMMON: [&str; 5] = ["", "h2", "http/1.1", "h2, http/1.1", "http/1.1, h2"];
+    let text = alpn.join(", ");
+    match COMMON.iter().find(|c| **c == text) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(text),
+    }
+}
+
 impl PreparedTarget {
     /// The handshake's facts for classifying what follows it (the request or the gRPC
     /// call): whether a certificate was asked for and sent; the wire's bytes are the
@@ -511,6 +539,26 @@ mod tests {
     use crate::config::{Expect, HostPort, Origin};
     use crate::demo::pki::{Ca, LeafSpec};
     use crate::identity::load::{ClientIdentity, TrustBundle};
+
+    #[test]
+    fn offered_lists_read_the_same_whether_static_or_built() {
+        use TlsVersion::{V1_2, V1_3};
+        for (versions, text) in [
+            (&[][..], ""),
+            (&[V1_3][..], "1.3"),
+            (&[V1_2, V1_3][..], "1.2, 1.3"),
+            (&[V1_3, V1_2, V1_3][..], "1.3, 1.2, 1.3"),
+        ] {
+            assert_eq!(versions_text(versions), text);
+        }
+        let alpn = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(matches!(
+            alpn_text(&alpn(&["h2", "http/1.1"])),
+            Cow::Borrowed("h2, http/1.1")
+        ));
+        assert_eq!(alpn_text(&alpn(&["spiffe", "h2"])), "spiffe, h2");
+        assert_eq!(alpn_text(&[]), "");
+    }
 
     fn target(name: &str, peer: &str) -> Arc<Target> {
         Arc::new(Target {

@@ -59,7 +59,8 @@ struct Inner {
     first_permits: Arc<Semaphore>,
     metrics: Option<Metrics>,
     windows: Vec<Duration>,
-    window_labels: Vec<String>,
+    /// The `window` label of each ratio, shared by every edge's series and view.
+    window_labels: Arc<[Arc<str>]>,
     jitter: f64,
     base: Instant,
     shutdown: watch::Receiver<bool>,
@@ -181,7 +182,11 @@ pub struct EdgeSetOptions {
 impl EdgeSet {
     /// An empty set.
     pub fn new(o: EdgeSetOptions) -> Self {
-        let window_labels = o.windows.iter().map(|w| window_label(*w)).collect();
+        let window_labels = o
+            .windows
+            .iter()
+            .map(|w| Arc::from(window_label(*w)))
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 source: o.source,

@@ -28,7 +28,7 @@ pub(super) struct EdgeSeries {
     /// `source="…",target="…"`, escaped once.
     labels: Box<str>,
     /// The `window` label of each ratio.
-    windows: Arc<[String]>,
+    windows: Arc<[Arc<str>]>,
     success: bool,
     ok: u64,
     failed: u64,
@@ -63,7 +63,7 @@ struct Histogram {
 }
 
 impl EdgeSeries {
-    pub(super) fn new(source: &str, target: &str, windows: Arc<[String]>) -> Self {
+    pub(super) fn new(source: &str, target: &str, windows: Arc<[Arc<str>]>) -> Self {
         let mut labels = String::with_capacity(source.len() + target.len() + 20);
         labels.push_str("source=\"");
         escape_into(&mut labels, source);
@@ -388,13 +388,13 @@ mod tests {
         let mut s = String::new();
         escape_into(&mut s, "a\"b\\c\nd");
         assert_eq!(s, "a\\\"b\\\\c\\nd");
-        let e = EdgeSeries::new("node\"a", "t", Arc::from(vec!["5m".to_owned()]));
+        let e = EdgeSeries::new("node\"a", "t", Arc::from([Arc::from("5m")]));
         assert_eq!(&*e.labels, "source=\"node\\\"a\",target=\"t\"");
     }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_inclusive() {
-        let mut e = EdgeSeries::new("s", "t", Arc::from(Vec::<String>::new()));
+        let mut e = EdgeSeries::new("s", "t", Arc::from(Vec::<Arc<str>>::new()));
         e.observe_duration(0.0025);
         e.observe_duration(0.3);
         e.observe_duration(60.0);
@@ -428,8 +428,7 @@ mod tests {
     fn chunks_concatenate_to_the_whole() {
         let edges: Vec<_> = (0..50)
             .map(|i| {
-                let mut e =
-                    EdgeSeries::new("s", &format!("t{i}"), Arc::from(vec!["5m".to_owned()]));
+                let mut e = EdgeSeries::new("s", &format!("t{i}"), Arc::from([Arc::from("5m")]));
                 e.set_result(i % 3 != 0, 1.0);
                 if i % 3 == 0 {
                     e.count_failure(Reason::CertExpired);

@@ -418,7 +418,10 @@ fn tls_facts(out: &mut dyn fmt::Write, last: Option<&ProbeReport>) -> fmt::Resul
 }
 
 /// The shortest window's ratio (the others are in the expanded row).
-fn ratio_cell(out: &mut dyn fmt::Write, ratios: &[(String, Option<f64>)]) -> fmt::Result {
+fn ratio_cell(
+    out: &mut dyn fmt::Write,
+    ratios: &[(std::sync::Arc<str>, Option<f64>)],
+) -> fmt::Result {
     let Some((window, ratio)) = ratios.first() else {
         return out.write_str("<td class=\"num\"></td>");
     };

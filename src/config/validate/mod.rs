@@ -8,9 +8,9 @@
 //! a config is either wholly valid or not used at all.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::identity::spiffe::{SpiffeError, SpiffeId, TrustDomain};
