@@ -46,7 +46,7 @@ use crate::sync::lock;
 /// Called with every completed probe (the `watch` command's live view and report).
 pub type Observer = Arc<dyn Fn(&ProbeReport, Option<&ProbeReport>) + Send + Sync>;
 
-/// What every edge task shares.
+/// What the scheduler and every probe share.
 struct Inner {
     source: String,
     prober: Prober,
