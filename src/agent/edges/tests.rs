@@ -35,25 +35,7 @@ async fn timed_out_edges_cannot_starve_a_healthy_one() {
     let observer: Observer = Arc::new(move |r: &ProbeReport, _: Option<&ProbeReport>| {
         let _ = tx.send((r.target.clone(), r.ok));
     });
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let creds = Credentials::load(None, &provider, SystemTime::now());
-    let (_creds_tx, creds) = watch::channel(Arc::new(creds));
-    let (_stop, shutdown) = watch::channel(false);
-    let set = EdgeSet::new(EdgeSetOptions {
-        source: "t".into(),
-        prober: Prober::new(Resolver::new(&[]), Arc::new(SystemClock)),
-        creds,
-        max_concurrency: 4,
-        windows: vec![Duration::from_secs(300)],
-        jitter: 0.0,
-        metrics: None,
-        shutdown,
-        observer: Some(observer),
-        log_transitions: false,
-    });
-    for t in &config.targets {
-        set.upsert(t.clone(), false);
-    }
+    let (set, _stop) = edge_set(&config, 4, None, observer, false);
     // The first round tells the agent which edges time out; count after it.
     let mut first = std::collections::BTreeSet::new();
     while first.len() < 8 {
@@ -104,26 +86,8 @@ async fn schedule_lag_counts_the_wait_for_a_permit() {
     let observer: Observer = Arc::new(move |r: &ProbeReport, _: Option<&ProbeReport>| {
         let _ = tx.send(r.reason);
     });
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let creds = Credentials::load(None, &provider, SystemTime::now());
-    let (_creds_tx, creds) = watch::channel(Arc::new(creds));
-    let (_stop, shutdown) = watch::channel(false);
     let metrics = Metrics::new("t").unwrap();
-    let set = EdgeSet::new(EdgeSetOptions {
-        source: "t".into(),
-        prober: Prober::new(Resolver::new(&[]), Arc::new(SystemClock)),
-        creds,
-        max_concurrency: 1,
-        windows: vec![Duration::from_secs(300)],
-        jitter: 0.0,
-        metrics: Some(metrics.clone()),
-        shutdown,
-        observer: Some(observer),
-        log_transitions: false,
-    });
-    for t in &config.targets {
-        set.upsert(t.clone(), true);
-    }
+    let (_set, _stop) = edge_set(&config, 1, Some(metrics.clone()), observer, true);
     for _ in 0..3 {
         assert_eq!(rx.recv().await.unwrap(), Some(Reason::RequestTimeout));
     }
@@ -173,6 +137,19 @@ fn silent_set(
     let observer: Observer = Arc::new(move |_: &ProbeReport, _: Option<&ProbeReport>| {
         let _ = tx.send(Instant::now());
     });
+    let (set, stop) = edge_set(&config, max_concurrency, None, observer, first_round);
+    (set, rx, stop)
+}
+
+/// An edge set probing `config`'s targets (each upserted with `first_round`), every
+/// completed probe shown to `observer`. It runs while the returned sender lives.
+fn edge_set(
+    config: &crate::config::Config,
+    max_concurrency: usize,
+    metrics: Option<Metrics>,
+    observer: Observer,
+    first_round: bool,
+) -> (EdgeSet, watch::Sender<bool>) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let creds = Credentials::load(None, &provider, SystemTime::now());
     let (_creds_tx, creds) = watch::channel(Arc::new(creds));
@@ -184,7 +161,7 @@ fn silent_set(
         max_concurrency,
         windows: vec![Duration::from_secs(300)],
         jitter: 0.0,
-        metrics: None,
+        metrics,
         shutdown,
         observer: Some(observer),
         log_transitions: false,
@@ -192,7 +169,7 @@ fn silent_set(
     for t in &config.targets {
         set.upsert(t.clone(), first_round);
     }
-    (set, rx, stop)
+    (set, stop)
 }
 
 /// When the `n`-th probe completed, counted from `start`.
