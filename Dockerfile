@@ -35,10 +35,8 @@ LABEL org.opencontainers.image.title="mtls-prober" \
 COPY --from=build /src/target/release/mtls-prober /usr/local/bin/mtls-prober
 # The commented example config; in Kubernetes the ConfigMap is mounted over it.
 COPY probes.toml /etc/mtls-prober/probes.toml
-# glibc's malloc makes an arena per thread (the runtime worker, the blocking threads
-# that render /metrics); two arenas keep freed memory from fragmenting resident:
-# −9 % peak RSS at 10,000 edges (docs/performance.md).
-ENV MALLOC_ARENA_MAX=2
+# glibc's malloc arenas: the agent caps them itself at one per runtime worker
+# (src/memory.rs; docs/performance.md). MALLOC_ARENA_MAX in the pod's env overrides.
 # distroless `nonroot`: uid/gid 65532, numeric so runAsNonRoot can verify it.
 USER 65532:65532
 # /metrics, /healthz, /readyz, /api/v1/edges, / ; and the optional [serve] mTLS port.

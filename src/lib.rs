@@ -21,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod fsutil;
 pub mod identity;
+pub mod memory;
 pub mod plan;
 pub mod probe;
 pub mod report;

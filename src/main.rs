@@ -38,10 +38,14 @@ fn main() -> ExitCode {
     }
     // On one core (pinned, or a CPU limit of at most one core), tokio's multi-thread
     // scheduler is one worker plus the machinery to hand tasks between workers: the
-    // current-thread scheduler runs the same tasks for less CPU per wakeup, and keeps
-    // every allocation in one malloc arena. Renderings of /metrics, the API and the
-    // status page still run on the blocking pool's threads.
-    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    // current-thread scheduler runs the same tasks for less CPU per wakeup. Renderings
+    // of /metrics, the API and the status page still run on the blocking pool's
+    // threads.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let one_core = cores == 1;
+    // One malloc arena per worker: the blocking pool's threads share them instead of
+    // each keeping pages of its own (`memory::limit_arenas`).
+    mtls_prober::memory::limit_arenas(cores);
     let mut builder = if one_core {
         tokio::runtime::Builder::new_current_thread()
     } else {

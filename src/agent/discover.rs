@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -57,7 +58,7 @@ pub async fn run(
                 }
                 for new in now.difference(&known) {
                     tracing::info!(discover = %d.name, address = %new, "address discovered; edge added");
-                    edges.upsert(d.edge(*new), first);
+                    edges.upsert(Arc::new(d.edge(*new)), first);
                 }
                 known = now;
             }

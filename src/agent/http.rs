@@ -141,6 +141,8 @@ async fn respond_to(
             api_chunks(&state, &views, METRICS_CHUNK, |chunk| {
                 tx.blocking_send(chunk).is_ok()
             });
+            drop(views);
+            crate::memory::release_freed();
         });
         return with_headers(ChunkBody(rx).boxed(), StatusCode::OK, "application/json");
     }
@@ -153,6 +155,8 @@ async fn respond_to(
             status_page::render_chunks(&state.agent_view(), &views, METRICS_CHUNK, |chunk| {
                 tx.blocking_send(chunk).is_ok()
             });
+            drop(views);
+            crate::memory::release_freed();
         });
         return with_headers(
             ChunkBody(rx).boxed(),

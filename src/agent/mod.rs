@@ -26,6 +26,7 @@ use tokio::sync::{Notify, watch};
 use crate::clock::Clock;
 use crate::config::{self, Config, Discover, Env, FleetConfig};
 use crate::identity::Credentials;
+use crate::memory;
 use crate::probe::{Prober, Resolver};
 use crate::sync::lock;
 use edges::{EdgeSet, EdgeSetOptions, EdgeSink};
@@ -278,6 +279,15 @@ impl Agent {
         ));
 
         tokio::spawn(http::serve(listener, state.clone(), shutdown_rx.clone()));
+        // The first round's burst of concurrent handshakes is the largest transient
+        // of a start; its freed pages go back to the kernel once it is over.
+        {
+            let edges = edges.clone();
+            tokio::spawn(async move {
+                edges.wait_first_round().await;
+                memory::release_freed_later();
+            });
+        }
         if let (Some(l), Some(s)) = (serve_listener, &config.serve) {
             let mut shutdown = shutdown_rx.clone();
             tokio::spawn(serve::run(
@@ -474,10 +484,13 @@ async fn config_loop(
         // read and validated (10,000 targets: ≈ 0.1 s of CPU). Its transient is one
         // `[[target]]` table at a time (`config::document`); it used to be the `config`
         // crate's tree of the whole file (85 MB), which had to stay inline so that the
-        // edges would reuse the freed memory.
+        // edges would reuse the freed memory. Every unchanged target comes back as the
+        // running copy (`load_reusing`): the new one is dropped as soon as it is
+        // validated, so a reload does not hold the matrix twice.
         let loaded = {
             let (path, env) = (path.clone(), opts.env.clone());
-            tokio::task::spawn_blocking(move || config::load(&path, &env)).await
+            let running = state.fleet.configured();
+            tokio::task::spawn_blocking(move || config::load_reusing(&path, &env, &running)).await
         };
         let loaded = loaded.unwrap_or_else(|e| {
             Err(config::ConfigError::new(
@@ -489,6 +502,7 @@ async fn config_loop(
         match loaded {
             Ok(new) => {
                 apply(&state, &discovers, new, &identity_changed);
+                memory::release_freed_later();
                 // The new config's include patterns may match other files.
                 digest = watched(&state).await;
                 state.metrics.config_reload(true);
@@ -530,9 +544,9 @@ fn apply(state: &AgentState, discovers: &Discovers, mut new: Config, identity_ch
     }
     let wanted: std::collections::BTreeSet<&str> =
         new.targets.iter().map(|t| t.name.as_str()).collect();
-    for old in state.fleet.configured_names() {
-        if !wanted.contains(old.as_str()) {
-            state.fleet.remove(&old);
+    for old in state.fleet.configured() {
+        if !wanted.contains(old.name.as_str()) {
+            state.fleet.remove(&old.name);
         }
     }
     drop(wanted);

@@ -279,6 +279,7 @@ fn check_target_cas(config: &Config, file: &str, report: &mut Report) {
     let all = config
         .targets
         .iter()
+        .map(|t| &**t)
         .chain(config.discover.iter().map(|d| &d.template));
     for t in all {
         let Some(src) = &t.ca else { continue };

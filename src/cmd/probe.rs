@@ -14,7 +14,7 @@ use toml::{Table, Value};
 use super::CmdError;
 use crate::cli::{ModeArg, Output, ProbeArgs};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config, Env, PeerExpectation};
+use crate::config::{self, Config, Env, PeerExpectation, Target};
 use crate::identity::Credentials;
 use crate::probe::{Prober, Resolver};
 use crate::report::{ProbeReport, TextOptions};
@@ -37,13 +37,19 @@ pub async fn run(args: ProbeArgs, env: &Env) -> Result<ExitCode, CmdError> {
     let resolver = Resolver::new(&config.agent.dns_servers);
     let discovered = discovered_edges(&config, &resolver).await;
     let mut targets: Vec<_> = if args.target.is_empty() {
-        config.targets.iter().cloned().chain(discovered).collect()
+        config
+            .targets
+            .iter()
+            .map(|t| Target::clone(t))
+            .chain(discovered)
+            .collect()
     } else {
         let mut picked = Vec::new();
         for name in &args.target {
             let found: Vec<_> = config
                 .targets
                 .iter()
+                .map(|t| &**t)
                 .chain(discovered.iter())
                 .filter(|t| {
                     &t.name == name
@@ -131,7 +137,7 @@ fn summary_line(reports: &[ProbeReport]) -> String {
 /// The edges of every `[[discover]]`, resolved once: one per address, or, when the
 /// name does not resolve, one edge named after the discover whose probe fails at the
 /// resolve stage (so the failure is reported like any other).
-async fn discovered_edges(config: &Config, resolver: &Resolver) -> Vec<config::Target> {
+async fn discovered_edges(config: &Config, resolver: &Resolver) -> Vec<Target> {
     let mut out = Vec::new();
     for d in &config.discover {
         match resolver.lookup(&d.dns).await {
@@ -150,7 +156,7 @@ async fn discovered_edges(config: &Config, resolver: &Resolver) -> Vec<config::T
 async fn probe_all(
     prober: &Prober,
     creds: &Credentials,
-    targets: Vec<config::Target>,
+    targets: Vec<Target>,
     config: &Config,
 ) -> Vec<ProbeReport> {
     let limit = Arc::new(Semaphore::new(config.agent.max_concurrency));

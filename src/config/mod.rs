@@ -14,10 +14,11 @@ pub mod include;
 pub mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -49,7 +50,27 @@ pub fn process_env() -> Env {
 
 /// Loads and validates a config file with the given environment overrides.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
-    validate::load_file(path, env)
+    validate::load_file(path, env, &validate::reuse_none)
+}
+
+/// [`load`] for a reload: a validated target equal to the `running` one of its name
+/// is replaced by that running copy (the same allocation), and the new copy is dropped
+/// at once. A reload of 10,000 unchanged targets then holds one copy of each, not the
+/// running matrix beside a second, whole one.
+pub fn load_reusing(
+    path: &Path,
+    env: &Env,
+    running: &[Arc<Target>],
+) -> Result<Config, ConfigError> {
+    let by_name: HashMap<&str, &Arc<Target>> =
+        running.iter().map(|t| (t.name.as_str(), t)).collect();
+    validate::load_file(path, env, &|new| {
+        by_name
+            .get(new.name.as_str())
+            .copied()
+            .filter(|old| ***old == *new)
+            .cloned()
+    })
 }
 
 /// Loads and validates config text (for tests and embedded configs); `origin` names it
@@ -72,7 +93,9 @@ pub struct Config {
     /// `[serve]`.
     pub serve: Option<ServeConfig>,
     /// `[[target]]` in file order, each followed by its `verify_strict` companion.
-    pub targets: Vec<Target>,
+    /// Shared: a reload reuses the running copy of every unchanged target
+    /// ([`load_reusing`]), so that 10,000 targets are not held twice while it runs.
+    pub targets: Vec<Arc<Target>>,
     /// `[[discover]]`.
     pub discover: Vec<Discover>,
     /// The files `[agent] include` pulled in, in load order, with the targets each

@@ -129,14 +129,15 @@ pub struct EdgeSet {
 /// front of it (which schedules only this agent's share). Config reloads and
 /// `[[discover]]` go through this, so there is one way to add or remove an edge.
 pub trait EdgeSink: Send + Sync + 'static {
-    /// Adds or updates an edge (see [`EdgeSet::upsert`]).
-    fn upsert(&self, target: Target, first_round: bool);
+    /// Adds or updates an edge (see [`EdgeSet::upsert`]); the sink keeps this copy of
+    /// the target (a reload's unchanged targets are the running ones, not new copies).
+    fn upsert(&self, target: Arc<Target>, first_round: bool);
     /// Removes an edge and its series (see [`EdgeSet::remove`]).
     fn remove(&self, name: &str);
 }
 
 impl<T: EdgeSink + ?Sized> EdgeSink for Arc<T> {
-    fn upsert(&self, target: Target, first_round: bool) {
+    fn upsert(&self, target: Arc<Target>, first_round: bool) {
         (**self).upsert(target, first_round);
     }
 
@@ -146,8 +147,8 @@ impl<T: EdgeSink + ?Sized> EdgeSink for Arc<T> {
 }
 
 impl EdgeSink for EdgeSet {
-    fn upsert(&self, target: Target, first_round: bool) {
-        Self::upsert(self, target, first_round);
+    fn upsert(&self, target: Arc<Target>, first_round: bool) {
+        Self::upsert_shared(self, target, first_round);
     }
 
     fn remove(&self, name: &str) {

@@ -114,14 +114,15 @@ impl Gate {
         lock(&self.inner).candidates.keys().cloned().collect()
     }
 
-    /// The names of the candidates that came from the config (`[[target]]` and their
-    /// `verify_strict` companions), not from a `[[discover]]`: what a reload diffs.
-    pub fn configured_names(&self) -> Vec<String> {
+    /// The candidates that came from the config (`[[target]]` and their
+    /// `verify_strict` companions), not from a `[[discover]]`: what a reload diffs and
+    /// reuses. The running copies themselves, not clones.
+    pub fn configured(&self) -> Vec<Arc<Target>> {
         lock(&self.inner)
             .candidates
-            .iter()
-            .filter(|(_, c)| !matches!(c.target.origin, Origin::Discovered { .. }))
-            .map(|(name, _)| name.clone())
+            .values()
+            .filter(|c| !matches!(c.target.origin, Origin::Discovered { .. }))
+            .map(|c| c.target.clone())
             .collect()
     }
 
@@ -283,7 +284,7 @@ fn counts(c: &Candidate) -> bool {
 }
 
 impl EdgeSink for Gate {
-    fn upsert(&self, target: Target, first_round: bool) {
+    fn upsert(&self, target: Arc<Target>, first_round: bool) {
         let mut g = lock(&self.inner);
         let name = target.name.clone();
         let share = decide(&g.rule, &target);
@@ -292,10 +293,11 @@ impl EdgeSink for Gate {
         let counted_before = before.is_some_and(counts);
         // An unchanged target keeps the copy the gate and its edge already share: a
         // reload then holds one copy of each target, not the edge's old one beside the
-        // gate's new one.
+        // gate's new one. (A reload's loader usually hands that same copy back
+        // already: `config::load_reusing`.)
         let target = match before {
-            Some(c) if *c.target == target => c.target.clone(),
-            _ => Arc::new(target),
+            Some(c) if Arc::ptr_eq(&c.target, &target) || *c.target == *target => c.target.clone(),
+            _ => target,
         };
         let holds = share.is_some();
         if holds {

@@ -35,9 +35,18 @@ mod values;
 
 use values::*;
 
+/// Hands back the running copy of a target when the new definition equals it (see
+/// [`super::load_reusing`]); `None` keeps the new one.
+pub(super) type Reuse<'a> = &'a dyn Fn(&Target) -> Option<Arc<Target>>;
+
+/// Keeps every new target.
+pub(super) fn reuse_none(_: &Target) -> Option<Arc<Target>> {
+    None
+}
+
 /// Loads the file at `path`; relative identity paths are resolved against its
 /// directory.
-pub(super) fn load_file(path: &Path, env: &Env) -> Result<Config, ConfigError> {
+pub(super) fn load_file(path: &Path, env: &Env, reuse: Reuse<'_>) -> Result<Config, ConfigError> {
     let bytes = crate::fsutil::read_small(path)
         .map_err(|e| ConfigError::new(path, None, format!("cannot read the config file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -50,12 +59,12 @@ pub(super) fn load_file(path: &Path, env: &Env) -> Result<Config, ConfigError> {
             ),
         )
     })?;
-    load(&text, path, env, path.parent())
+    load(&text, path, env, path.parent(), reuse)
 }
 
 /// Loads config text named `origin` in messages; paths are kept as written.
 pub(super) fn load_str(toml: &str, origin: &str, env: &Env) -> Result<Config, ConfigError> {
-    load(toml, Path::new(origin), env, None)
+    load(toml, Path::new(origin), env, None, &reuse_none)
 }
 
 // === defaults and limits ===
@@ -115,6 +124,7 @@ fn load(
     file: &Path,
     env: &Env,
     base_dir: Option<&Path>,
+    reuse: Reuse<'_>,
 ) -> Result<Config, ConfigError> {
     let (raw, targets) = raw::read(text, file, env)?;
     let cx = Cx {
@@ -122,7 +132,7 @@ fn load(
         env,
         base_dir,
     };
-    cx.config(raw, targets).map_err(|mut e| {
+    cx.config(raw, targets, reuse).map_err(|mut e| {
         EnvKeys::new(env).annotate(&mut e);
         e
     })
@@ -139,6 +149,8 @@ struct Cx<'a> {
 struct Defaults<'a> {
     agent: &'a AgentConfig,
     identity: Option<&'a IdentityConfig>,
+    /// Where a validated target that equals a running one is swapped for it.
+    reuse: Reuse<'a>,
 }
 
 impl Cx<'_> {
@@ -155,7 +167,12 @@ impl Cx<'_> {
         v.ok_or_else(|| self.err(key, format!("missing; expected {what}")))
     }
 
-    fn config(&self, raw: RawConfig, raw_targets: RawTargets<'_>) -> Result<Config, ConfigError> {
+    fn config(
+        &self,
+        raw: RawConfig,
+        raw_targets: RawTargets<'_>,
+        reuse: Reuse<'_>,
+    ) -> Result<Config, ConfigError> {
         let agent = self.agent(raw.agent.unwrap_or_default())?;
         let fleet = raw.fleet.map(|f| self.fleet(f, &agent)).transpose()?;
         let identity = raw.identity.map(|i| self.identity(i)).transpose()?;
@@ -163,6 +180,7 @@ impl Cx<'_> {
         let defaults = Defaults {
             agent: &agent,
             identity: identity.as_ref(),
+            reuse,
         };
 
         // Every edge name, with what introduced it, for uniqueness checks.
@@ -297,7 +315,7 @@ impl Cx<'_> {
         raw: RawTargets<'_>,
         defaults: &Defaults<'_>,
         names: &mut BTreeMap<String, NameOwner>,
-        targets: &mut Vec<Target>,
+        targets: &mut Vec<Arc<Target>>,
     ) -> Result<(), ConfigError> {
         let file: Arc<Path> = self.file.into();
         targets.reserve(raw.len());
@@ -324,7 +342,10 @@ impl Cx<'_> {
                 },
             );
             let companion = target.verify_strict.then(|| strict_companion(&target));
-            targets.push(target);
+            // An unchanged target of a reload is dropped here, one at a time, in favour
+            // of the running copy: the reload never holds two copies of the matrix.
+            let keep = |t: Target| (defaults.reuse)(&t).unwrap_or_else(|| Arc::new(t));
+            targets.push(keep(target));
             if let Some(companion) = companion {
                 let key = format!("{base}.verify_strict");
                 if let Some(first) = names.get(&companion.name) {
@@ -346,7 +367,7 @@ impl Cx<'_> {
                         file: file.clone(),
                     },
                 );
-                targets.push(companion);
+                targets.push(keep(companion));
             }
             Ok(())
         })

@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// A load without a running config to reuse targets from.
+fn load_file(path: &Path, env: &Env) -> Result<Config, ConfigError> {
+    super::load_file(path, env, &reuse_none)
+}
+
 fn data(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/config")
@@ -1620,4 +1625,32 @@ fn grpc_targets_offer_h2_and_their_companion_makes_the_same_call() {
          [target.grpc]\n[identity]\ncert = \"c\"\nkey = \"k\"\nca = \"a\"\n",
     )
     .unwrap();
+}
+
+// === reloads ===
+
+#[test]
+fn a_reload_hands_back_the_running_copy_of_each_unchanged_target() {
+    let path = repo_probes_toml();
+    let first = load_file(&path, &Env::new()).unwrap();
+    assert!(first.targets.len() > 2, "probes.toml has a few targets");
+    // The first target is running with another timeout: its new definition differs.
+    let mut running = first.targets.clone();
+    Arc::make_mut(&mut running[0]).timeout = Duration::from_millis(1234);
+    let again = crate::config::load_reusing(&path, &Env::new(), &running).unwrap();
+    assert_eq!(again.targets.len(), first.targets.len());
+    assert!(!Arc::ptr_eq(&again.targets[0], &running[0]));
+    assert_eq!(again.targets[0], first.targets[0], "the file's definition");
+    for (new, old) in again.targets.iter().zip(&running).skip(1) {
+        assert!(Arc::ptr_eq(new, old), "{} is a second copy", new.name);
+    }
+    // Nothing running: every target is new.
+    let fresh = crate::config::load_reusing(&path, &Env::new(), &[]).unwrap();
+    assert!(
+        fresh
+            .targets
+            .iter()
+            .zip(&first.targets)
+            .all(|(a, b)| a == b && !Arc::ptr_eq(a, b))
+    );
 }

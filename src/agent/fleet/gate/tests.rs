@@ -240,12 +240,12 @@ async fn reload_and_discovery_go_through_the_same_decision() {
     .discover
     .remove(0);
     let mine = d.edge(ip(ME));
-    gate.upsert(mine.clone(), false);
+    gate.upsert(Arc::new(mine.clone()), false);
     assert!(!names(&set).contains(&mine.name));
     let mut held = 0;
     for other in ["10.0.0.2", "10.0.0.3"] {
         let e = d.edge(ip(other));
-        gate.upsert(e.clone(), false);
+        gate.upsert(Arc::new(e.clone()), false);
         // With three agents and k = 2, the two others of each agent probe it.
         held += usize::from(names(&set).contains(&e.name));
     }
@@ -271,7 +271,7 @@ async fn a_reload_of_unchanged_targets_keeps_one_copy_of_each() {
     // The same file again (a reload that changed nothing, or one that changed one
     // target): every unchanged edge and its candidate still share the first copy.
     let mut again = config();
-    again.targets[0].timeout = Duration::from_secs(1);
+    Arc::make_mut(&mut again.targets[0]).timeout = Duration::from_secs(1);
     for t in again.targets {
         gate.upsert(t, false);
     }
