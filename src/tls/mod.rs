@@ -6,6 +6,7 @@ pub mod chain_cache;
 pub mod client;
 pub mod kx_hint;
 pub mod peer;
+pub mod summary_cache;
 pub mod trust;
 pub mod verifier;
 pub mod words;
