@@ -213,7 +213,7 @@ fn edge_set(n: usize, with_metrics: bool) -> (tokio::runtime::Runtime, EdgeSet, 
             log_transitions: false,
         });
         for t in &config.targets {
-            set.upsert_shared(t.clone(), false);
+            set.upsert(t.clone(), false);
         }
         set
     });

@@ -117,7 +117,7 @@ pub async fn run(
         log_transitions: false,
     });
     for t in &config.targets {
-        edges.upsert_shared(t.clone(), true);
+        edges.upsert(t.clone(), true);
     }
     for d in &config.discover {
         tokio::spawn(discover::run(

@@ -148,7 +148,7 @@ impl<T: EdgeSink + ?Sized> EdgeSink for Arc<T> {
 
 impl EdgeSink for EdgeSet {
     fn upsert(&self, target: Arc<Target>, first_round: bool) {
-        Self::upsert_shared(self, target, first_round);
+        Self::upsert(self, target, first_round);
     }
 
     fn remove(&self, name: &str) {
@@ -216,13 +216,9 @@ impl EdgeSet {
 
     /// Adds an edge, or updates the definition of an existing one (its history — windows,
     /// counters, last report — is kept). `first_round` edges count toward readiness.
-    pub fn upsert(&self, target: Target, first_round: bool) {
-        self.upsert_shared(Arc::new(target), first_round);
-    }
-
-    /// [`Self::upsert`] of a target whose copy the caller shares (the fleet's gate
-    /// keeps every candidate; the edge keeps the same allocation, not a second copy).
-    pub fn upsert_shared(&self, target: Arc<Target>, first_round: bool) {
+    /// The edge keeps this copy of the target, which the caller may share (the fleet's
+    /// gate keeps every candidate; a reload hands back the running copy).
+    pub fn upsert(&self, target: Arc<Target>, first_round: bool) {
         let mut entries = lock(&self.entries);
         if let Some(edge) = entries.get(&target.name) {
             let mut st = lock(&edge.state);

@@ -167,7 +167,7 @@ fn edge_set(
         log_transitions: false,
     });
     for t in &config.targets {
-        set.upsert_shared(t.clone(), first_round);
+        set.upsert(t.clone(), first_round);
     }
     (set, stop)
 }

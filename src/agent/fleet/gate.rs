@@ -155,7 +155,7 @@ impl Gate {
         for (name, c) in candidates.iter_mut() {
             let want = decide(rule, &c.target).is_some();
             if want && !c.held {
-                self.edges.upsert_shared(c.target.clone(), c.first_round);
+                self.edges.upsert(c.target.clone(), c.first_round);
                 c.held = true;
                 added += 1;
             } else if !want && c.held {
@@ -304,7 +304,7 @@ impl EdgeSink for Gate {
             // New or changed in place (the edge set keeps an unchanged one as it is).
             // The edge set shares this copy of the target.
             self.edges
-                .upsert_shared(target.clone(), first_round && !held_before);
+                .upsert(target.clone(), first_round && !held_before);
         } else if held_before {
             self.edges.remove(&name);
         }
