@@ -1,5 +1,6 @@
 //! The self-contained demo mesh: a throwaway PKI and one loopback server per failure class.
 
+mod catalog;
 pub mod dns;
 pub mod mesh;
 pub mod peers;
